@@ -1,0 +1,295 @@
+/**
+ * Parley's TypeScript client over socket.io-client: typed calls and events,
+ * reconnect with jittered exponential backoff, catch-up through messages.sync on
+ * every (re)connect, delivery to the app in seq order exactly once, and an
+ * outbox that keeps unsent messages (across restarts, given a storage path)
+ * and resends them with the same clientMsgId until acked.
+ */
+import { EventEmitter } from "node:events";
+import { randomUUID } from "node:crypto";
+import { io, type Socket } from "socket.io-client";
+import type {
+	ActionName,
+	ConversationSummary,
+	Message,
+	ParamsOf,
+	PresenceState,
+	ReceiptUpdate,
+	ResultOf,
+	TypingEvent,
+	WireError,
+} from "../contract";
+import { ClientState, type OutboxEntry } from "./state";
+
+export type { OutboxEntry } from "./state";
+
+export interface ParleyClientOptions {
+	url: string;
+	/** A JWT, or a function returning a fresh one at every (re)connect. */
+	token: string | (() => string | Promise<string>);
+	deviceId: string;
+	/** A JSON file for the outbox and cursors; without it they live in memory only. */
+	storagePath?: string;
+	/** Mark messages from others as delivered (debounced per conversation). Default true. */
+	autoDelivered?: boolean;
+	callTimeoutMs?: number;
+	reconnectDelayMs?: number;
+	reconnectDelayMaxMs?: number;
+	/** Messages per sync page. */
+	syncLimit?: number;
+	/** "websocket" only by default: no long-polling fallback round trips. */
+	transports?: ("websocket" | "polling")[];
+}
+
+export interface ClientEvents {
+	/** Every message of every conversation, once, in seq order per conversation. */
+	message: [Message];
+	receipt: [ReceiptUpdate];
+	typing: [TypingEvent];
+	presence: [PresenceState];
+	conversation: [ConversationSummary];
+	/** A (re)connect finished its catch-up. */
+	synced: [{ messages: number }];
+	connected: [];
+	disconnected: [string];
+	error: [Error];
+}
+
+/** A call failed with the server's {code, type, message}. */
+export class ParleyCallError extends Error {
+	constructor(readonly wire: WireError) {
+		super(wire.message);
+		this.name = wire.name;
+	}
+	get code(): number {
+		return this.wire.code;
+	}
+	get type(): string {
+		return this.wire.type;
+	}
+}
+
+const RETRYABLE = new Set(["RATE_LIMITED", "UNAVAILABLE", "INTERNAL", "TIMEOUT", "DISCONNECTED"]);
+
+export class ParleyClient extends EventEmitter<ClientEvents> {
+	readonly socket: Socket;
+	private readonly state: ClientState;
+	private readonly options: Required<Omit<ParleyClientOptions, "storagePath" | "token">> & Pick<ParleyClientOptions, "storagePath" | "token">;
+	private syncing: Promise<void> | null = null;
+	private syncAgain = false;
+	private flushing = false;
+	private readonly acks = new Map<string, { resolve: (m: Message) => void; reject: (e: Error) => void }[]>();
+	private readonly deliveredTimers = new Map<string, NodeJS.Timeout>();
+
+	constructor(options: ParleyClientOptions) {
+		super();
+		this.options = {
+			autoDelivered: true,
+			callTimeoutMs: 10_000,
+			reconnectDelayMs: 500,
+			reconnectDelayMaxMs: 10_000,
+			syncLimit: 2000,
+			transports: ["websocket"],
+			...options,
+		};
+		this.state = new ClientState(options.storagePath);
+		const { token, deviceId } = options;
+		this.socket = io(options.url, {
+			autoConnect: false,
+			transports: this.options.transports,
+			reconnection: true,
+			reconnectionDelay: this.options.reconnectDelayMs,
+			reconnectionDelayMax: this.options.reconnectDelayMaxMs,
+			randomizationFactor: 0.5,
+			auth: (cb) => {
+				Promise.resolve(typeof token === "function" ? token() : token).then(
+					(t) => cb({ token: t, deviceId }),
+					() => cb({ token: "", deviceId }),
+				);
+			},
+		});
+		this.socket.on("connect", () => {
+			this.emit("connected");
+			this.catchUp();
+		});
+		this.socket.on("disconnect", (reason) => this.emit("disconnected", reason));
+		this.socket.on("connect_error", (err) => {
+			// A refused handshake (bad token) is final: socket.io does not retry middleware errors.
+			if (!this.socket.active) this.emit("error", err);
+		});
+		this.socket.on("message.new", (m: Message) => this.receive(m));
+		this.socket.on("receipt.updated", (r: ReceiptUpdate) => this.emit("receipt", r));
+		this.socket.on("typing", (t: TypingEvent) => this.emit("typing", t));
+		this.socket.on("presence", (p: PresenceState) => this.emit("presence", p));
+		this.socket.on("conversation.updated", (c: ConversationSummary) => this.emit("conversation", c));
+	}
+
+	/** Connects and resolves after the first catch-up (or rejects if the handshake is refused). */
+	connect(): Promise<void> {
+		return new Promise((resolve, reject) => {
+			const onSynced = () => {
+				this.off("error", onError);
+				resolve();
+			};
+			const onError = (err: Error) => {
+				this.off("synced", onSynced);
+				reject(err);
+			};
+			this.once("synced", onSynced);
+			this.once("error", onError);
+			this.socket.connect();
+		});
+	}
+
+	close(): void {
+		for (const t of this.deliveredTimers.values()) clearTimeout(t);
+		this.state.save();
+		this.socket.disconnect();
+	}
+
+	get connected(): boolean {
+		return this.socket.connected;
+	}
+
+	/** Highest seq delivered to the app, per conversation. */
+	cursors(): Record<string, number> {
+		return this.state.cursors();
+	}
+
+	pending(): OutboxEntry[] {
+		return this.state.outbox();
+	}
+
+	/** A typed call of a socket action. */
+	call<A extends ActionName>(action: A, params: ParamsOf<A>): Promise<ResultOf<A>> {
+		return new Promise((resolve, reject) => {
+			if (!this.socket.connected) return reject(new ParleyCallError({ name: "Disconnected", message: "not connected", code: 503, type: "DISCONNECTED" }));
+			this.socket
+				.timeout(this.options.callTimeoutMs)
+				.emit("call", action, params, (timeoutErr: Error | null, err: WireError | null, res: ResultOf<A>) => {
+					if (timeoutErr) reject(new ParleyCallError({ name: "Timeout", message: `${action} timed out`, code: 504, type: "TIMEOUT" }));
+					else if (err) reject(new ParleyCallError(err));
+					else resolve(res);
+				});
+		});
+	}
+
+	/**
+	 * Sends a text message through the outbox: stored locally first, sent now
+	 * if connected, resent with the same clientMsgId after any failure until the
+	 * server acks it. Resolves with the stored message.
+	 */
+	send(conversationId: string, text: string, clientMsgId: string = randomUUID()): Promise<Message> {
+		const entry: OutboxEntry = { conversationId, clientMsgId, text, queuedAt: new Date().toISOString() };
+		this.state.enqueue(entry);
+		const acked = new Promise<Message>((resolve, reject) => {
+			const waiters = this.acks.get(clientMsgId) ?? [];
+			waiters.push({ resolve, reject });
+			this.acks.set(clientMsgId, waiters);
+		});
+		if (!this.syncing) void this.flushOutbox();
+		return acked;
+	}
+
+	markRead(conversationId: string, seq: number) {
+		return this.call("receipts.mark", { conversationId, seq, state: "read" });
+	}
+
+	/** Sync, then resend the outbox; runs again if asked while running. */
+	private catchUp(): void {
+		if (this.syncing) {
+			this.syncAgain = true;
+			return;
+		}
+		this.syncing = (async () => {
+			do {
+				this.syncAgain = false;
+				try {
+					const count = await this.syncAll();
+					this.emit("synced", { messages: count });
+				} catch (err) {
+					if (this.socket.connected) this.syncAgain = true;
+					else this.emit("error", err as Error);
+				}
+			} while (this.syncAgain && this.socket.connected);
+		})().finally(() => {
+			this.syncing = null;
+			void this.flushOutbox();
+		});
+	}
+
+	private async syncAll(): Promise<number> {
+		let count = 0;
+		for (;;) {
+			const res = await this.call("messages.sync", { cursors: this.state.cursors(), limit: this.options.syncLimit });
+			for (const c of res.conversations) this.emit("conversation", c);
+			for (const m of res.messages) if (this.receive(m)) count++;
+			for (const r of res.receipts) this.emit("receipt", r);
+			if (!res.more) return count;
+		}
+	}
+
+	/** Applies a message in seq order; a gap starts a catch-up. Returns whether it was new. */
+	private receive(m: Message): boolean {
+		const cursor = this.state.cursor(m.conversationId);
+		if (m.seq <= cursor) return false;
+		if (m.seq > cursor + 1) {
+			this.catchUp();
+			return false;
+		}
+		this.state.advance(m.conversationId, m.seq);
+		this.emit("message", m);
+		if (this.options.autoDelivered) this.scheduleDelivered(m);
+		return true;
+	}
+
+	private scheduleDelivered(m: Message): void {
+		if (this.deliveredTimers.has(m.conversationId)) return;
+		this.deliveredTimers.set(
+			m.conversationId,
+			setTimeout(() => {
+				this.deliveredTimers.delete(m.conversationId);
+				const seq = this.state.cursor(m.conversationId);
+				this.call("receipts.mark", { conversationId: m.conversationId, seq, state: "delivered" }).catch(() => undefined);
+			}, 50),
+		);
+	}
+
+	/** Sends queued messages one at a time, oldest first, so a user's own messages keep their order. */
+	private async flushOutbox(): Promise<void> {
+		if (this.flushing) return;
+		this.flushing = true;
+		try {
+			for (let entry = this.state.outbox()[0]; entry && this.socket.connected; entry = this.state.outbox()[0]) {
+				try {
+					const message = await this.call("messages.send", {
+						conversationId: entry.conversationId,
+						clientMsgId: entry.clientMsgId,
+						type: "text",
+						text: entry.text,
+					});
+					this.state.dequeue(entry.clientMsgId);
+					// Our own message is part of the conversation too: it moves the cursor like any other.
+					this.receive(message);
+					this.settle(entry.clientMsgId, (w) => w.resolve(message));
+				} catch (err) {
+					const type = err instanceof ParleyCallError ? err.type : "INTERNAL";
+					if (RETRYABLE.has(type)) {
+						await new Promise((r) => setTimeout(r, type === "RATE_LIMITED" ? 1000 : 200));
+						continue;
+					}
+					// The server refused it for good (forbidden, invalid...): retrying cannot help.
+					this.state.dequeue(entry.clientMsgId);
+					this.settle(entry.clientMsgId, (w) => w.reject(err as Error));
+				}
+			}
+		} finally {
+			this.flushing = false;
+		}
+	}
+
+	private settle(clientMsgId: string, fn: (w: { resolve: (m: Message) => void; reject: (e: Error) => void }) => void): void {
+		for (const w of this.acks.get(clientMsgId) ?? []) fn(w);
+		this.acks.delete(clientMsgId);
+	}
+}

@@ -1,0 +1,73 @@
+/**
+ * What a client must not forget: its outbox (messages not yet acked) and its
+ * cursor per conversation. Written to a JSON file on every change when a path
+ * is given (write to a temp file, then rename, so a crash never leaves half a file).
+ */
+import fs from "node:fs";
+import path from "node:path";
+
+export interface OutboxEntry {
+	conversationId: string;
+	clientMsgId: string;
+	text: string;
+	queuedAt: string;
+}
+
+interface Saved {
+	outbox: OutboxEntry[];
+	cursors: Record<string, number>;
+}
+
+export class ClientState {
+	private readonly data: Saved = { outbox: [], cursors: {} };
+	private saveTimer: NodeJS.Timeout | undefined;
+
+	constructor(private readonly file?: string) {
+		if (file && fs.existsSync(file)) {
+			const saved = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<Saved>;
+			this.data.outbox = saved.outbox ?? [];
+			this.data.cursors = saved.cursors ?? {};
+		}
+	}
+
+	cursor(conversationId: string): number {
+		return this.data.cursors[conversationId] ?? 0;
+	}
+
+	cursors(): Record<string, number> {
+		return { ...this.data.cursors };
+	}
+
+	/** Cursors are saved within 100 ms (the outbox at once): a crash can only re-deliver, never lose. */
+	advance(conversationId: string, seq: number): void {
+		this.data.cursors[conversationId] = seq;
+		if (this.file && !this.saveTimer) {
+			this.saveTimer = setTimeout(() => this.save(), 100);
+			this.saveTimer.unref();
+		}
+	}
+
+	outbox(): OutboxEntry[] {
+		return [...this.data.outbox];
+	}
+
+	enqueue(entry: OutboxEntry): void {
+		this.data.outbox.push(entry);
+		this.save();
+	}
+
+	dequeue(clientMsgId: string): void {
+		this.data.outbox = this.data.outbox.filter((e) => e.clientMsgId !== clientMsgId);
+		this.save();
+	}
+
+	save(): void {
+		if (this.saveTimer) clearTimeout(this.saveTimer);
+		this.saveTimer = undefined;
+		if (!this.file) return;
+		fs.mkdirSync(path.dirname(this.file), { recursive: true });
+		const tmp = `${this.file}.${process.pid}.tmp`;
+		fs.writeFileSync(tmp, JSON.stringify(this.data));
+		fs.renameSync(tmp, this.file);
+	}
+}

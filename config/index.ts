@@ -1,0 +1,123 @@
+/**
+ * All configuration, read from the environment once and validated here.
+ * Nothing else in the code base reads process.env.
+ */
+import path from "node:path";
+
+export type Profile = "embedded" | "cluster";
+export type Mode = "development" | "production";
+
+export interface Config {
+	profile: Profile;
+	mode: Mode;
+	port: number;
+	host: string;
+	nodeID: string | undefined;
+	logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+	dataDir: string;
+	auth: {
+		/** HS256 shared secret (development default, or production when set). */
+		jwtSecret: string | undefined;
+		/** RS256 keys from a JWKS endpoint (production). */
+		jwksUrl: string | undefined;
+		issuer: string | undefined;
+		audience: string | undefined;
+		/** True when the built-in development secret is in use. */
+		usingDevSecret: boolean;
+	};
+	/** Dev token endpoint: development mode only, never in production. */
+	devTokens: boolean;
+	corsOrigins: string[] | "*";
+	limits: {
+		maxTextLength: number;
+		/** Largest Socket.IO packet accepted; bigger ones close the socket. */
+		maxPacketBytes: number;
+		historyMaxLimit: number;
+		syncMaxLimit: number;
+		searchMaxLimit: number;
+		/** Calls per second per user (token bucket), and the bucket size. */
+		callsPerSecond: number;
+		callBurst: number;
+	};
+	receiptFlushMs: number;
+	typingTtlMs: number;
+	metricsPort: number;
+}
+
+export class ConfigError extends Error {}
+
+const DEV_SECRET = "parley-development-secret-do-not-use-in-production";
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+	const read = new EnvReader(env);
+	const mode = read.oneOf("PARLEY_MODE", ["development", "production"], "development") as Mode;
+	const jwtSecret = read.string("PARLEY_JWT_SECRET");
+	const jwksUrl = read.string("PARLEY_JWKS_URL");
+
+	if (mode === "production" && !jwtSecret && !jwksUrl) {
+		throw new ConfigError("production mode needs PARLEY_JWT_SECRET or PARLEY_JWKS_URL");
+	}
+	if (mode === "production" && jwtSecret && jwtSecret.length < 32) {
+		throw new ConfigError("PARLEY_JWT_SECRET must be at least 32 characters in production");
+	}
+	const usingDevSecret = !jwtSecret && !jwksUrl;
+	const cors = read.string("PARLEY_CORS_ORIGINS");
+
+	const config: Config = {
+		profile: read.oneOf("PARLEY_PROFILE", ["embedded", "cluster"], "embedded") as Profile,
+		mode,
+		port: read.int("PORT", 3000, 0, 65535),
+		host: read.string("PARLEY_HOST") ?? "0.0.0.0",
+		nodeID: read.string("PARLEY_NODE_ID"),
+		logLevel: read.oneOf("PARLEY_LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace"], "info") as Config["logLevel"],
+		dataDir: path.resolve(read.string("PARLEY_DATA_DIR") ?? "./data"),
+		auth: {
+			jwtSecret: jwtSecret ?? (usingDevSecret ? DEV_SECRET : undefined),
+			jwksUrl,
+			issuer: read.string("PARLEY_JWT_ISSUER"),
+			audience: read.string("PARLEY_JWT_AUDIENCE"),
+			usingDevSecret,
+		},
+		devTokens: mode === "development",
+		corsOrigins: cors ? cors.split(",").map((o) => o.trim()).filter(Boolean) : mode === "development" ? "*" : [],
+		limits: {
+			maxTextLength: read.int("PARLEY_MAX_TEXT_LENGTH", 4000, 1, 100_000),
+			maxPacketBytes: read.int("PARLEY_MAX_PACKET_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
+			historyMaxLimit: 200,
+			syncMaxLimit: read.int("PARLEY_SYNC_MAX_LIMIT", 5000, 100, 50_000),
+			searchMaxLimit: 50,
+			callsPerSecond: read.int("PARLEY_CALLS_PER_SECOND", 200, 1, 1_000_000),
+			callBurst: read.int("PARLEY_CALL_BURST", 400, 1, 1_000_000),
+		},
+		receiptFlushMs: read.int("PARLEY_RECEIPT_FLUSH_MS", 20, 0, 10_000),
+		typingTtlMs: read.int("PARLEY_TYPING_TTL_MS", 6000, 100, 60_000),
+		metricsPort: read.int("PARLEY_METRICS_PORT", 0, 0, 65535),
+	};
+	return Object.freeze(config);
+}
+
+class EnvReader {
+	constructor(private readonly env: NodeJS.ProcessEnv) {}
+
+	string(name: string): string | undefined {
+		const value = this.env[name];
+		return value === undefined || value.trim() === "" ? undefined : value.trim();
+	}
+
+	int(name: string, fallback: number, min: number, max: number): number {
+		const raw = this.string(name);
+		if (raw === undefined) return fallback;
+		const value = Number(raw);
+		if (!Number.isInteger(value) || value < min || value > max) {
+			throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+		}
+		return value;
+	}
+
+	oneOf(name: string, allowed: string[], fallback: string): string {
+		const raw = this.string(name);
+		if (raw === undefined) return fallback;
+		if (!allowed.includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(", ")}, got "${raw}"`);
+		return raw;
+	}
+}

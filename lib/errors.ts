@@ -1,0 +1,55 @@
+/**
+ * Errors clients branch on. Each carries a stable `type` and an HTTP-like `code`
+ * (see docs/protocol.md); messages are for humans and may change.
+ */
+import { Errors } from "moleculer";
+import type { ErrorType, WireError } from "../contract";
+
+export class ParleyError extends Errors.MoleculerClientError {
+	constructor(message: string, code: number, type: ErrorType, data?: unknown) {
+		super(message, code, type, data);
+	}
+}
+
+export const unauthorized = (message = "Authentication required") => new ParleyError(message, 401, "UNAUTHORIZED");
+export const forbidden = (message = "Not allowed") => new ParleyError(message, 403, "FORBIDDEN");
+export const notFound = (message: string, data?: unknown) => new ParleyError(message, 404, "NOT_FOUND", data);
+export const invalid = (message: string, data?: unknown) => new ParleyError(message, 422, "VALIDATION_ERROR", data);
+export const conflict = (message: string, data?: unknown) => new ParleyError(message, 409, "CONFLICT", data);
+export const tooLarge = (message: string, data?: unknown) => new ParleyError(message, 413, "PAYLOAD_TOO_LARGE", data);
+export const rateLimited = (retryAfterMs: number) =>
+	new ParleyError("Too many calls, slow down", 429, "RATE_LIMITED", { retryAfterMs });
+
+/**
+ * What a client may see of any error: client errors keep their code, type,
+ * message and data; anything else becomes a bare INTERNAL/UNAVAILABLE error so
+ * node ids, stack traces and engine messages never leave the server.
+ */
+export function toWireError(err: unknown): WireError {
+	const e = err as Partial<WireError> & { name?: string; retryable?: boolean };
+	const code = typeof e?.code === "number" ? e.code : 500;
+	if (code === 404 && e.name === "ServiceNotFoundError") {
+		return { name: "NotFoundError", message: "Unknown action", code: 404, type: "NOT_FOUND" };
+	}
+	if (e?.name === "BadRequestError") {
+		return { name: "ValidationError", message: "The action name must be a string", code: 422, type: "VALIDATION_ERROR" };
+	}
+	if (e?.name === "ValidationError" && code === 422) {
+		return { name: "ValidationError", message: "Parameters are invalid", code, type: "VALIDATION_ERROR", data: validationDetails(e.data) };
+	}
+	if (code >= 400 && code < 500 && typeof e.type === "string") {
+		const wire: WireError = { name: e.name ?? "ClientError", message: String(e.message), code, type: e.type };
+		if (e.data !== undefined) wire.data = e.data;
+		return wire;
+	}
+	if (e?.retryable || code === 503 || code === 504) {
+		return { name: "UnavailableError", message: "Service temporarily unavailable, retry", code: 503, type: "UNAVAILABLE" };
+	}
+	return { name: "InternalError", message: "Internal error", code: 500, type: "INTERNAL" };
+}
+
+/** fastest-validator details without the echoed values (they may be huge). */
+function validationDetails(data: unknown): unknown {
+	if (!Array.isArray(data)) return undefined;
+	return data.map((d: { field?: string; type?: string; message?: string }) => ({ field: d.field, type: d.type, message: d.message }));
+}

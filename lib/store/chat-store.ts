@@ -1,0 +1,124 @@
+/**
+ * The storage interface every engine implements (SQLite embedded, Cassandra in
+ * production). Services depend on this, never on an engine. Each engine must
+ * pass tests/unit/store-behaviour.test.ts.
+ */
+import type { Message } from "../../contract";
+
+export interface ConversationRecord {
+	id: string;
+	listingId: string;
+	listingTitle: string | null;
+	buyerId: string;
+	sellerId: string;
+	createdAt: number;
+	lastSeq: number;
+	lastActivityAt: number;
+}
+
+export interface MemberRecord {
+	conversationId: string;
+	userId: string;
+	role: "buyer" | "seller";
+	delivered: number;
+	read: number;
+	/** Messages this member has sent, and how many of them are at or below `read`: unread needs both. */
+	sentCount: number;
+	sentUpToRead: number;
+}
+
+export interface InboxEntry {
+	conversation: ConversationRecord;
+	member: MemberRecord;
+	lastMessage: Message | null;
+}
+
+export interface OpenConversation {
+	id: string;
+	listingId: string;
+	listingTitle: string | null;
+	buyerId: string;
+	sellerId: string;
+	now: number;
+}
+
+export interface AppendRequest {
+	id: string;
+	conversationId: string;
+	senderId: string;
+	clientMsgId: string;
+	type: Message["type"];
+	text: string;
+	attachments: unknown[];
+	now: number;
+}
+
+export interface AppendResult {
+	message: Message;
+	/** True when (sender, clientMsgId) already existed: `message` is the original. */
+	duplicate: boolean;
+	/** The conversation and its members as they stand after the write (for unread and fan-out). */
+	conversation: ConversationRecord;
+	members: MemberRecord[];
+}
+
+export interface WatermarkUpdate {
+	conversationId: string;
+	userId: string;
+	delivered: number;
+	read: number;
+}
+
+export interface WatermarkResult {
+	member: MemberRecord;
+	lastSeq: number;
+	/** False when the update moved nothing (late or duplicate receipt). */
+	changed: boolean;
+}
+
+export interface HistoryQuery {
+	beforeSeq?: number;
+	afterSeq?: number;
+	limit: number;
+}
+
+export interface InboxPage {
+	entries: InboxEntry[];
+	/** Opaque cursor for the next (older) page, absent on the last page. */
+	next?: string;
+}
+
+export interface ChatStore {
+	readonly engine: string;
+	open(): Promise<void>;
+	close(): Promise<void>;
+
+	/** Creates the conversation and its two members unless it exists; returns it either way. */
+	openConversation(req: OpenConversation): Promise<{ conversation: ConversationRecord; created: boolean }>;
+	getConversation(id: string): Promise<ConversationRecord | null>;
+	members(conversationId: string): Promise<MemberRecord[]>;
+	/** The user's conversations, newest activity first. */
+	inbox(userId: string, limit: number, before?: string): Promise<InboxPage>;
+	inboxEntry(userId: string, conversationId: string): Promise<InboxEntry | null>;
+	/** Every conversation the user is a member of, with its last seq (for sync). */
+	memberships(userId: string): Promise<{ conversationId: string; lastSeq: number }[]>;
+	/** Users who share at least one conversation with the user (for presence). */
+	contactsOf(userId: string, limit: number): Promise<string[]>;
+
+	/**
+	 * Durably appends a message with the next seq of its conversation, or
+	 * returns the original if (senderId, clientMsgId) exists. Resolves only after
+	 * the commit. Rejects with NOT_FOUND / CONFLICT errors.
+	 */
+	appendMessage(req: AppendRequest): Promise<AppendResult>;
+	history(conversationId: string, query: HistoryQuery): Promise<Message[]>;
+	/** Messages with seq > afterSeq, ascending, at most `limit`. */
+	messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]>;
+
+	/**
+	 * Forward-only: each watermark becomes max(stored, given), clamped to the
+	 * conversation's last seq; read implies delivered. One write per entry.
+	 * Returns each member as it stands afterwards (null if not a member).
+	 */
+	saveWatermarks(updates: WatermarkUpdate[]): Promise<(WatermarkResult | null)[]>;
+}

@@ -1,0 +1,130 @@
+/**
+ * conversations: one conversation per (buyer, seller, listing), its members and
+ * each user's inbox with server-computed unread.
+ */
+import type { Context, ServiceSchema } from "moleculer";
+import type { Conversation, ConversationSummary, ParamsOf, ResultOf } from "../contract";
+import type { Config } from "../config";
+import { invalid, notFound } from "../lib/errors";
+import { conversationIdFor } from "../lib/ids";
+import { conversationView, summaryView } from "../lib/summaries";
+import { callerOf, requireMember, type CallerMeta, type MemberRef } from "../mixins/caller";
+import { createChatStore } from "../mixins/engines";
+import { Fanout, withFanout } from "../mixins/fanout.mixin";
+import { opensOnStart } from "../mixins/lifecycle.mixin";
+import { ID, USER_ID } from "../mixins/params";
+
+type Ctx<P> = Context<P, CallerMeta>;
+
+export default function conversationsService(config: Config): ServiceSchema {
+	const store = createChatStore(config);
+	const fanout = new Fanout();
+
+	const summaryFor = async (userId: string, conversationId: string): Promise<ConversationSummary | null> => {
+		const entry = await store.inboxEntry(userId, conversationId);
+		return entry ? summaryView(entry) : null;
+	};
+
+	return {
+		name: "conversations",
+		mixins: [opensOnStart(store), withFanout(fanout)],
+
+		actions: {
+			open: {
+				visibility: "published",
+				params: {
+					listingId: ID,
+					sellerId: USER_ID,
+					listingTitle: { type: "string", max: 200, optional: true, trim: true },
+				},
+				async handler(ctx: Ctx<ParamsOf<"conversations.open">>): Promise<ResultOf<"conversations.open">> {
+					const buyer = callerOf(ctx);
+					const { listingId, sellerId } = ctx.params;
+					if (sellerId === buyer.id) throw invalid("You cannot open a conversation with yourself", { field: "sellerId" });
+					const id = conversationIdFor(buyer.id, sellerId, listingId);
+					const { conversation, created } = await store.openConversation({
+						id,
+						listingId,
+						listingTitle: ctx.params.listingTitle || null,
+						buyerId: buyer.id,
+						sellerId,
+						now: Date.now(),
+					});
+					if (created) {
+						const summaries = new Map<string, ConversationSummary | null>();
+						for (const userId of [buyer.id, sellerId]) summaries.set(userId, await summaryFor(userId, id));
+						await fanout.eachUser([buyer.id, sellerId], "conversation.updated", (userId) => summaries.get(userId), ctx.meta.sessionId);
+					}
+					return conversationView(conversation, await store.members(id));
+				},
+			},
+
+			get: {
+				visibility: "published",
+				params: { conversationId: ID },
+				async handler(ctx: Ctx<ParamsOf<"conversations.get">>): Promise<Conversation> {
+					await requireMember(ctx, ctx.params.conversationId);
+					const conversation = await store.getConversation(ctx.params.conversationId);
+					if (!conversation) throw notFound("Conversation not found");
+					return conversationView(conversation, await store.members(conversation.id));
+				},
+			},
+
+			list: {
+				visibility: "published",
+				params: {
+					limit: { type: "number", integer: true, min: 1, max: 100, optional: true, convert: false },
+					before: { type: "string", max: 512, optional: true },
+				},
+				async handler(ctx: Ctx<ParamsOf<"conversations.list">>): Promise<ResultOf<"conversations.list">> {
+					const user = callerOf(ctx);
+					const page = await store.inbox(user.id, ctx.params.limit ?? 20, ctx.params.before);
+					const items = page.entries.map(summaryView);
+					return page.next ? { items, next: page.next } : { items };
+				},
+			},
+
+			/** Members of a conversation (who, not their watermarks): cached, since membership rarely changes. */
+			members: {
+				visibility: "public",
+				params: { conversationId: "string" },
+				cache: { keys: ["conversationId"], ttl: 600 },
+				async handler(ctx: Context<{ conversationId: string }>): Promise<MemberRef[]> {
+					const members = await store.members(ctx.params.conversationId);
+					if (members.length === 0) throw notFound("Conversation not found", { conversationId: ctx.params.conversationId });
+					return members.map((m) => ({ userId: m.userId, role: m.role }));
+				},
+			},
+
+			memberships: {
+				visibility: "public",
+				params: { userId: "string" },
+				handler(ctx: Context<{ userId: string }>) {
+					return store.memberships(ctx.params.userId);
+				},
+			},
+
+			contactsOf: {
+				visibility: "public",
+				params: { userId: "string" },
+				handler(ctx: Context<{ userId: string }>) {
+					return store.contactsOf(ctx.params.userId, 5000);
+				},
+			},
+
+			summaries: {
+				visibility: "public",
+				params: { userId: "string", conversationIds: { type: "array", items: "string" } },
+				async handler(ctx: Context<{ userId: string; conversationIds: string[] }>): Promise<ConversationSummary[]> {
+					const out: ConversationSummary[] = [];
+					for (const id of ctx.params.conversationIds) {
+						const summary = await summaryFor(ctx.params.userId, id);
+						if (summary) out.push(summary);
+					}
+					return out;
+				},
+			},
+
+		},
+	};
+}

@@ -1,0 +1,200 @@
+/**
+ * gateway: the one port clients see. Socket.IO (moleculer-io) for the client
+ * contract, HTTP (moleculer-web) for health, info and dev tokens. It also hosts
+ * the session actors: every socket it holds is a device session that the rest
+ * of the system reaches with `gateway.deliver` targeted at this node.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Context, Service, ServiceSchema } from "moleculer";
+import ApiGateway from "moleculer-web";
+import SocketIOMixin from "moleculer-io";
+import type { Server, Socket } from "socket.io";
+import { PROTOCOL_VERSION, SOCKET_ACTIONS, type AuthUser, type Role } from "../contract";
+import type { Config } from "../config";
+import { TokenVerifier, isValidUserId } from "../lib/auth";
+import { invalid, rateLimited, toWireError } from "../lib/errors";
+import type { Delivery } from "../lib/fanout";
+import type { SessionInfo } from "../lib/presence/presence-registry";
+import { TokenBuckets } from "../lib/rate-limiter";
+
+/** What a socket carries once its handshake is verified. */
+interface SessionData {
+	user: AuthUser;
+	session: SessionInfo;
+}
+
+type JsonHandler = (req: IncomingMessage & { $params?: Record<string, unknown> }, res: ServerResponse) => void;
+
+const DEVICE_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export default function gatewayService(config: Config): ServiceSchema {
+	const verifier = new TokenVerifier(config.auth);
+	const buckets = new TokenBuckets(config.limits.callsPerSecond, config.limits.callBurst);
+	let io: Server | undefined;
+
+	const sendJson = (res: ServerResponse, status: number, body: unknown) => {
+		res.statusCode = status;
+		res.setHeader("Content-Type", "application/json; charset=utf-8");
+		res.end(JSON.stringify(body));
+	};
+
+	const routes: Record<string, JsonHandler> = {
+		"GET health": (_req, res) => sendJson(res, 200, { status: "ok" }),
+		"GET info": (_req, res) =>
+			sendJson(res, 200, {
+				protocol: PROTOCOL_VERSION,
+				mode: config.mode,
+				profile: config.profile,
+				limits: {
+					maxTextLength: config.limits.maxTextLength,
+					historyMaxLimit: config.limits.historyMaxLimit,
+					syncMaxLimit: config.limits.syncMaxLimit,
+					searchMaxLimit: config.limits.searchMaxLimit,
+				},
+			}),
+	};
+	if (config.devTokens) {
+		routes["POST dev/token"] = (req, res) => {
+			const body = (req.$params ?? {}) as { userId?: unknown; name?: unknown; role?: unknown; teams?: unknown };
+			const role = (body.role ?? "user") as Role;
+			if (!isValidUserId(body.userId) || !["user", "agent", "admin"].includes(role)) {
+				return sendJson(res, 422, toWireError(invalid("userId (letters, digits, _.:@-) and role (user|agent|admin) are required")));
+			}
+			const name = typeof body.name === "string" && body.name.trim() ? body.name.trim().slice(0, 200) : body.userId;
+			const teams = Array.isArray(body.teams) ? body.teams.filter((t): t is string => typeof t === "string") : [];
+			verifier
+				.issue({ userId: body.userId, name, role, teams })
+				.then((token) => sendJson(res, 200, { token, userId: body.userId, name, role }))
+				.catch(() => sendJson(res, 500, toWireError(new Error("token issue failed"))));
+		};
+	}
+
+	return {
+		name: "gateway",
+		mixins: [ApiGateway, SocketIOMixin],
+		// Accept clients only once everything they can call is up.
+		dependencies: SOCKET_ACTIONS.map((a) => a.split(".")[0]!).filter((s, i, all) => all.indexOf(s) === i),
+
+		settings: {
+			port: config.port,
+			ip: config.host,
+			cors: { origin: config.corsOrigins, methods: ["GET", "POST"] },
+			routes: [
+				{
+					path: "/api",
+					mappingPolicy: "restrict",
+					bodyParsers: { json: { limit: "16kb" } },
+					aliases: routes,
+					onError(_req: IncomingMessage, res: ServerResponse, err: Error) {
+						const wire = toWireError(err);
+						sendJson(res, wire.code, wire);
+					},
+				},
+			],
+			// moleculer-web logs every request at info by default; keep logs for what matters.
+			logRequest: null,
+			logResponse: null,
+			io: {
+				options: {
+					perMessageDeflate: false,
+					maxHttpBufferSize: config.limits.maxPacketBytes,
+					cors: { origin: config.corsOrigins },
+				},
+				namespaces: {
+					"/": {
+						authorization: true,
+						events: {
+							call: {
+								whitelist: [...SOCKET_ACTIONS],
+								onBeforeCall(_ctx: Context, socket: Socket, _action: string, params: unknown) {
+									const data = socket.data as SessionData;
+									const wait = buckets.take(data.user.id);
+									if (wait > 0) throw rateLimited(wait);
+									if (params !== null && params !== undefined && (typeof params !== "object" || Array.isArray(params))) {
+										throw invalid("params must be an object");
+									}
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+
+		actions: {
+			/** Session actors: emit events to sockets held by this node. Not callable from sockets. */
+			deliver: {
+				visibility: "public",
+				params: { items: { type: "array", items: "object" } },
+				handler(ctx: Context<{ items: Delivery[] }>) {
+					if (!io) return;
+					for (const item of ctx.params.items) io.to(item.sessionIds).emit(item.event, item.payload);
+				},
+			},
+		},
+
+		methods: {
+			/** Handshake: verify the JWT and register the device session before the client sees `connect`. */
+			async socketAuthorize(this: Service, socket: Socket): Promise<AuthUser> {
+				const auth = (socket.handshake.auth ?? {}) as { token?: unknown; deviceId?: unknown };
+				let user: AuthUser;
+				try {
+					user = await verifier.verify(auth.token);
+				} catch (err) {
+					throw connectError(err);
+				}
+				if (auth.deviceId !== undefined && (typeof auth.deviceId !== "string" || !DEVICE_ID.test(auth.deviceId))) {
+					throw connectError(invalid("deviceId must be 1-128 letters, digits or _.:-"));
+				}
+				const session: SessionInfo = {
+					sessionId: socket.id,
+					userId: user.id,
+					deviceId: typeof auth.deviceId === "string" ? auth.deviceId : socket.id,
+					nodeID: this.broker.nodeID,
+				};
+				socket.data = { user, session } satisfies SessionData;
+				await this.broker.call("presence.connect", session);
+				// Engine-level close fires even if the socket never finished connecting.
+				socket.conn.once("close", () => {
+					this.broker.emit("session.closed", session);
+					this.broker.call("presence.disconnect", session).catch(() => undefined);
+				});
+				return user;
+			},
+
+			socketGetMeta(socket: Socket) {
+				const data = socket.data as SessionData;
+				return { user: data.user, sessionId: data.session.sessionId, deviceId: data.session.deviceId };
+			},
+
+			// The user lives in socket.data; nothing a call returns may change it.
+			socketSaveMeta() {},
+
+			socketOnError(this: Service, err: Error, respond: (e: unknown) => void) {
+				const wire = toWireError(err);
+				if (wire.code >= 500) this.logger.error("call failed:", err);
+				respond(wire);
+			},
+		},
+
+		started(this: Service) {
+			io = this.io as Server;
+			// Sockets keep a reference to their upgrade request; dropping it saves memory per connection.
+			io.engine.on("connection", (raw: { request: unknown }) => {
+				raw.request = null;
+			});
+			if (config.devTokens) this.logger.warn("DEVELOPMENT MODE: POST /api/dev/token issues tokens to anyone. Never expose this server.");
+			if (config.auth.usingDevSecret) this.logger.warn("Using the built-in development JWT secret (set PARLEY_JWT_SECRET).");
+		},
+	} as ServiceSchema;
+}
+
+/** Socket.IO sends `message` and `data` of a middleware error as the client's connect_error. */
+function connectError(err: unknown): Error & { data: unknown } {
+	const wire = toWireError(err);
+	const type = wire.code === 401 ? "UNAUTHORIZED" : wire.type;
+	const error = new Error(type) as Error & { data: unknown };
+	error.data = { code: wire.code, type, message: wire.message };
+	return error;
+}
+

@@ -1,0 +1,147 @@
+/**
+ * messages: send (idempotent, durable before ack, dense per-conversation seq),
+ * history and sync. The message path: gateway -> messages.send -> store (group
+ * commit) -> fan-out to the members' session actors.
+ */
+import type { Context, ServiceSchema } from "moleculer";
+import type { Message, ParamsOf, ReceiptUpdate, ResultOf } from "../contract";
+import type { Config } from "../config";
+import { invalid, tooLarge } from "../lib/errors";
+import { newMessageId } from "../lib/ids";
+import type { AppendResult } from "../lib/store/chat-store";
+import { summaryView } from "../lib/summaries";
+import { callerOf, requireMember, type CallerMeta } from "../mixins/caller";
+import { createChatStore } from "../mixins/engines";
+import { Fanout, withFanout } from "../mixins/fanout.mixin";
+import { opensOnStart } from "../mixins/lifecycle.mixin";
+import { ID, SEQ, optionalLimit } from "../mixins/params";
+
+type Ctx<P> = Context<P, CallerMeta>;
+
+const CLIENT_MSG_ID = { type: "string", min: 1, max: 128, pattern: /^[A-Za-z0-9_.:-]+$/ } as const;
+
+export default function messagesService(config: Config): ServiceSchema {
+	const store = createChatStore(config);
+	const fanout = new Fanout();
+	const { maxTextLength, historyMaxLimit, syncMaxLimit } = config.limits;
+
+	/** Tells every other device of every member; each member's summary carries their own unread. */
+	const announce = async (result: AppendResult, originSessionId: string | undefined) => {
+		const memberIds = result.members.map((m) => m.userId);
+		const sessions = await fanout.sessionsOf(memberIds);
+		const others = sessions.filter((s) => s.sessionId !== originSessionId);
+		fanout.toSessions(others, "message.new", result.message);
+		if (result.duplicate) return;
+		for (const member of result.members) {
+			const mine = others.filter((s) => s.userId === member.userId);
+			if (mine.length === 0) continue;
+			const summary = summaryView({ conversation: result.conversation, member, lastMessage: result.message });
+			fanout.toSessions(mine, "conversation.updated", summary);
+		}
+	};
+
+	return {
+		name: "messages",
+		mixins: [opensOnStart(store), withFanout(fanout)],
+
+		actions: {
+			send: {
+				visibility: "published",
+				params: {
+					conversationId: ID,
+					clientMsgId: CLIENT_MSG_ID,
+					type: { type: "enum", values: ["text"] },
+					text: { type: "string" },
+					attachments: { type: "array", max: 0, optional: true },
+				},
+				async handler(ctx: Ctx<ParamsOf<"messages.send">>): Promise<Message> {
+					const user = callerOf(ctx);
+					const { conversationId, clientMsgId } = ctx.params;
+					const text = ctx.params.text ?? "";
+					if (text.length > maxTextLength) {
+						throw tooLarge(`text is longer than ${maxTextLength} characters`, { field: "text", max: maxTextLength });
+					}
+					if (text.trim().length === 0) throw invalid("text must not be empty", { field: "text" });
+					await requireMember(ctx, conversationId);
+					const result = await store.appendMessage({
+						id: newMessageId(),
+						conversationId,
+						senderId: user.id,
+						clientMsgId,
+						type: "text",
+						text,
+						attachments: [],
+						now: Date.now(),
+					});
+					// The ack is the commit; fan-out failures must not turn a stored message into an error.
+					announce(result, ctx.meta.sessionId).catch((err: Error) => this.logger.warn("fan-out failed:", err.message));
+					return result.message;
+				},
+			},
+
+			history: {
+				visibility: "published",
+				params: {
+					conversationId: ID,
+					beforeSeq: { ...SEQ, optional: true },
+					afterSeq: { ...SEQ, optional: true },
+					limit: optionalLimit(historyMaxLimit),
+				},
+				async handler(ctx: Ctx<ParamsOf<"messages.history">>): Promise<Message[]> {
+					const { conversationId, beforeSeq, afterSeq } = ctx.params;
+					await requireMember(ctx, conversationId);
+					return store.history(conversationId, { beforeSeq, afterSeq, limit: ctx.params.limit ?? 50 });
+				},
+			},
+
+			sync: {
+				visibility: "published",
+				params: {
+					cursors: { type: "record", key: { type: "string", max: 128 }, value: SEQ },
+					limit: optionalLimit(syncMaxLimit),
+				},
+				async handler(ctx: Ctx<ParamsOf<"messages.sync">>): Promise<ResultOf<"messages.sync">> {
+					const user = callerOf(ctx);
+					const cursors = ctx.params.cursors;
+					if (Object.keys(cursors).length > 10_000) throw invalid("at most 10000 cursors", { field: "cursors" });
+					let remaining = ctx.params.limit ?? 1000;
+					const memberships = await ctx.call<{ conversationId: string; lastSeq: number }[], { userId: string }>(
+						"conversations.memberships",
+						{ userId: user.id },
+					);
+					// A stable order, so paging with `more` always makes progress.
+					memberships.sort((a, b) => (a.conversationId < b.conversationId ? -1 : 1));
+
+					const messages: Message[] = [];
+					const unseen: string[] = [];
+					let more = false;
+					for (const { conversationId, lastSeq } of memberships) {
+						const known = Object.hasOwn(cursors, conversationId);
+						if (!known) unseen.push(conversationId);
+						// Unknown conversations start from the beginning: nothing created while offline is lost.
+						const cursor = known ? cursors[conversationId]! : 0;
+						if (lastSeq <= cursor) continue;
+						if (remaining === 0) {
+							more = true;
+							continue;
+						}
+						const batch = await store.messagesAfter(conversationId, cursor, remaining);
+						messages.push(...batch);
+						remaining -= batch.length;
+						const reached = batch.length > 0 ? batch[batch.length - 1]!.seq : cursor;
+						if (reached < lastSeq) more = true;
+					}
+					const conversationIds = memberships.map((m) => m.conversationId);
+					const [receipts, conversations] = await Promise.all([
+						ctx.call<ReceiptUpdate[], { conversationIds: string[] }>("receipts.watermarks", { conversationIds }),
+						ctx.call<ResultOf<"messages.sync">["conversations"], { userId: string; conversationIds: string[] }>(
+							"conversations.summaries",
+							{ userId: user.id, conversationIds: unseen },
+						),
+					]);
+					return { messages, receipts, conversations, more };
+				},
+			},
+		},
+	};
+}

@@ -1,0 +1,109 @@
+/**
+ * receipts: delivered/read watermarks per member, forward-only. Marks arriving
+ * within one flush window are coalesced to one store write per (member,
+ * conversation); the caller's ack waits for that write, so what it is told is
+ * what every device reads afterwards.
+ */
+import type { Context, Service, ServiceSchema } from "moleculer";
+import type { ParamsOf, ReceiptUpdate, Watermarks } from "../contract";
+import type { Config } from "../config";
+import { Batcher } from "../lib/batcher";
+import type { WatermarkResult, WatermarkUpdate } from "../lib/store/chat-store";
+import { summaryView } from "../lib/summaries";
+import { callerOf, requireMember, type CallerMeta, type MemberRef } from "../mixins/caller";
+import { createChatStore } from "../mixins/engines";
+import { Fanout, withFanout } from "../mixins/fanout.mixin";
+import { opensOnStart } from "../mixins/lifecycle.mixin";
+import { ID, SEQ } from "../mixins/params";
+
+type Ctx<P> = Context<P, CallerMeta>;
+type Mark = WatermarkUpdate;
+
+const keyOf = (m: Mark) => `${m.conversationId}\u0000${m.userId}`;
+
+export default function receiptsService(config: Config): ServiceSchema {
+	const store = createChatStore(config);
+	const fanout = new Fanout();
+	let service: Service;
+
+	const announce = async (result: WatermarkResult) => {
+		const { member } = result;
+		const members = await service.broker.call<MemberRef[], { conversationId: string }>("conversations.members", {
+			conversationId: member.conversationId,
+		});
+		const update: ReceiptUpdate = { conversationId: member.conversationId, userId: member.userId, delivered: member.delivered, read: member.read };
+		await fanout.toUsers(members.map((m) => m.userId), "receipt.updated", update);
+		// Reading on one device clears the unread count on all of them.
+		const entry = await store.inboxEntry(member.userId, member.conversationId);
+		if (entry) await fanout.toUsers([member.userId], "conversation.updated", summaryView(entry));
+	};
+
+	/** One flush: coalesce, write once per key, answer every caller with its key's result, then fan out. */
+	const flush = async (marks: Mark[]): Promise<(WatermarkResult | Error)[]> => {
+		const merged = new Map<string, Mark>();
+		for (const m of marks) {
+			const prev = merged.get(keyOf(m));
+			merged.set(keyOf(m), prev ? { ...m, delivered: Math.max(prev.delivered, m.delivered), read: Math.max(prev.read, m.read) } : m);
+		}
+		const keys = [...merged.keys()];
+		const results = await store.saveWatermarks([...merged.values()]);
+		const byKey = new Map(keys.map((k, i) => [k, results[i]]));
+		for (const r of results) {
+			if (r?.changed) announce(r).catch((err: Error) => service.logger.warn("receipt fan-out failed:", err.message));
+		}
+		return marks.map((m) => byKey.get(keyOf(m)) ?? new Error("not a member"));
+	};
+
+	const batcher = new Batcher<Mark, WatermarkResult>(flush, { delayMs: config.receiptFlushMs, maxItems: 2000 });
+
+	return {
+		name: "receipts",
+		mixins: [opensOnStart(store), withFanout(fanout)],
+
+		created(this: Service) {
+			service = this;
+		},
+
+		async stopped() {
+			await batcher.drain();
+		},
+
+		actions: {
+			mark: {
+				visibility: "published",
+				params: {
+					conversationId: ID,
+					seq: SEQ,
+					state: { type: "enum", values: ["delivered", "read"] },
+				},
+				async handler(ctx: Ctx<ParamsOf<"receipts.mark">>): Promise<Watermarks> {
+					const user = callerOf(ctx);
+					const { conversationId, seq, state } = ctx.params;
+					await requireMember(ctx, conversationId);
+					const result = await batcher.submit({
+						conversationId,
+						userId: user.id,
+						delivered: seq,
+						read: state === "read" ? seq : 0,
+					});
+					return { delivered: result.member.delivered, read: result.member.read };
+				},
+			},
+
+			/** Every member's watermarks for these conversations (used by sync). */
+			watermarks: {
+				visibility: "public",
+				params: { conversationIds: { type: "array", items: "string" } },
+				async handler(ctx: Context<{ conversationIds: string[] }>): Promise<ReceiptUpdate[]> {
+					const out: ReceiptUpdate[] = [];
+					for (const conversationId of ctx.params.conversationIds) {
+						for (const m of await store.members(conversationId)) {
+							out.push({ conversationId, userId: m.userId, delivered: m.delivered, read: m.read });
+						}
+					}
+					return out;
+				},
+			},
+		},
+	};
+}
