@@ -4,6 +4,7 @@
  */
 import type { BrokerOptions } from "moleculer";
 import type { Config } from "./config";
+import { drainGatewayFirst } from "./middlewares/drain.middleware";
 
 export function brokerOptions(config: Config): BrokerOptions {
 	return {
@@ -21,5 +22,6 @@ export function brokerOptions(config: Config): BrokerOptions {
 			? { enabled: true, reporter: [{ type: "Prometheus", options: { port: config.metricsPort, path: "/metrics" } }] }
 			: { enabled: false },
 		tracing: { enabled: false },
+		middlewares: [drainGatewayFirst],
 	};
 }

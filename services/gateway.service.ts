@@ -31,6 +31,7 @@ export default function gatewayService(config: Config): ServiceSchema {
 	const verifier = new TokenVerifier(config.auth);
 	const buckets = new TokenBuckets(config.limits.callsPerSecond, config.limits.callBurst);
 	let io: Server | undefined;
+	let draining: Promise<void> | undefined;
 
 	const sendJson = (res: ServerResponse, status: number, body: unknown) => {
 		res.statusCode = status;
@@ -170,6 +171,24 @@ export default function gatewayService(config: Config): ServiceSchema {
 			// The user lives in socket.data; nothing a call returns may change it.
 			socketSaveMeta() {},
 
+			/**
+			 * Drain (on stop, before any other service stops): stop accepting, tell clients,
+			 * and close the transports without a Socket.IO disconnect packet, so clients
+			 * reconnect on their own (to another gateway, in a cluster) and resume by sync.
+			 */
+			async drain(this: Service) {
+				if (draining) return draining;
+				const server = this.server as import("node:http").Server;
+				draining = new Promise<void>((resolve) => {
+					server.close(() => resolve());
+					io?.emit("server.draining", { reconnectInMs: 0 });
+					io?.engine.close();
+					server.closeAllConnections();
+					setTimeout(resolve, 2000).unref();
+				});
+				return draining;
+			},
+
 			socketOnError(this: Service, err: Error, respond: (e: unknown) => void) {
 				const wire = toWireError(err);
 				if (wire.code >= 500) this.logger.error("call failed:", err);
@@ -183,8 +202,12 @@ export default function gatewayService(config: Config): ServiceSchema {
 			io.engine.on("connection", (raw: { request: unknown }) => {
 				raw.request = null;
 			});
+			this.logger.info(`Socket.IO protocol ${PROTOCOL_VERSION} on port ${config.port}`);
 			if (config.devTokens) this.logger.warn("DEVELOPMENT MODE: POST /api/dev/token issues tokens to anyone. Never expose this server.");
 			if (config.auth.usingDevSecret) this.logger.warn("Using the built-in development JWT secret (set PARLEY_JWT_SECRET).");
+		},
+		async stopped(this: Service) {
+			await this.drain();
 		},
 	} as ServiceSchema;
 }
