@@ -69,6 +69,15 @@ export class ParleyCallError extends Error {
 	}
 }
 
+/** The `sub` claim of a JWT, read without verifying it (the server verifies). */
+function subjectOf(token: string): string | undefined {
+	try {
+		return (JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")) as { sub?: string }).sub;
+	} catch {
+		return undefined;
+	}
+}
+
 const RETRYABLE = new Set(["RATE_LIMITED", "UNAVAILABLE", "INTERNAL", "TIMEOUT", "DISCONNECTED"]);
 
 export class ParleyClient extends EventEmitter<ClientEvents> {
@@ -80,6 +89,8 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 	private flushing = false;
 	private readonly acks = new Map<string, { resolve: (m: Message) => void; reject: (e: Error) => void }[]>();
 	private readonly deliveredTimers = new Map<string, NodeJS.Timeout>();
+	/** The signed-in user (the token's subject), once known. */
+	userId: string | undefined;
 
 	constructor(options: ParleyClientOptions) {
 		super();
@@ -103,7 +114,10 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 			randomizationFactor: 0.5,
 			auth: (cb) => {
 				Promise.resolve(typeof token === "function" ? token() : token).then(
-					(t) => cb({ token: t, deviceId }),
+					(t) => {
+						this.userId = subjectOf(t);
+						cb({ token: t, deviceId });
+					},
 					() => cb({ token: "", deviceId }),
 				);
 			},
@@ -239,7 +253,7 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		}
 		this.state.advance(m.conversationId, m.seq);
 		this.emit("message", m);
-		if (this.options.autoDelivered) this.scheduleDelivered(m);
+		if (this.options.autoDelivered && m.senderId !== this.userId) this.scheduleDelivered(m);
 		return true;
 	}
 

@@ -33,6 +33,7 @@ export default function receiptsService(config: Config): ServiceSchema {
 		});
 		const update: ReceiptUpdate = { conversationId: member.conversationId, userId: member.userId, delivered: member.delivered, read: member.read };
 		await fanout.toUsers(members.map((m) => m.userId), "receipt.updated", update);
+		if (!result.readChanged) return;
 		// Reading on one device clears the unread count on all of them.
 		const entry = await store.inboxEntry(member.userId, member.conversationId);
 		if (entry) await fanout.toUsers([member.userId], "conversation.updated", summaryView(entry));

@@ -74,6 +74,8 @@ export interface WatermarkResult {
 	lastSeq: number;
 	/** False when the update moved nothing (late or duplicate receipt). */
 	changed: boolean;
+	/** The read mark moved, so the member's unread count changed. */
+	readChanged: boolean;
 }
 
 export interface HistoryQuery {

@@ -332,10 +332,10 @@ export class SqliteStore implements ChatStore {
 				const lastSeq = this.sql.conversation.get(u.conversationId)!.last_seq;
 				const wanted = { ...u, delivered: Math.min(u.delivered, lastSeq), read: Math.min(u.read, lastSeq) };
 				if (wanted.delivered <= before.delivered_seq && wanted.read <= before.read_seq) {
-					return { member: toMember(before), lastSeq, changed: false };
+					return { member: toMember(before), lastSeq, changed: false, readChanged: false };
 				}
 				this.sql.saveWatermark.run(wanted);
-				return { member: toMember(this.sql.member.get(u.conversationId, u.userId)!), lastSeq, changed: true };
+				return { member: toMember(this.sql.member.get(u.conversationId, u.userId)!), lastSeq, changed: true, readChanged: wanted.read > before.read_seq };
 			}),
 		)();
 	}
