@@ -5,6 +5,7 @@
 import type { BrokerOptions } from "moleculer";
 import type { Config } from "./config";
 import { drainGatewayFirst } from "./middlewares/drain.middleware";
+import { paramsAlwaysObject } from "./middlewares/params.middleware";
 
 export function brokerOptions(config: Config): BrokerOptions {
 	return {
@@ -22,6 +23,8 @@ export function brokerOptions(config: Config): BrokerOptions {
 			? { enabled: true, reporter: [{ type: "Prometheus", options: { port: config.metricsPort, path: "/metrics" } }] }
 			: { enabled: false },
 		tracing: { enabled: false },
-		middlewares: [drainGatewayFirst],
+		middlewares: [paramsAlwaysObject, drainGatewayFirst],
+		// Stop waits for calls in flight, so a drain finishes the writes it has started.
+		tracking: { enabled: true, shutdownTimeout: 5000 },
 	};
 }

@@ -78,7 +78,9 @@ function subjectOf(token: string): string | undefined {
 	}
 }
 
+/** Worth sending again with the same clientMsgId; INTERNAL only a few times, in case it is not transient. */
 const RETRYABLE = new Set(["RATE_LIMITED", "UNAVAILABLE", "INTERNAL", "TIMEOUT", "DISCONNECTED"]);
+const MAX_INTERNAL_RETRIES = 5;
 
 export class ParleyClient extends EventEmitter<ClientEvents> {
 	readonly socket: Socket;
@@ -236,7 +238,10 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		let count = 0;
 		for (;;) {
 			const res = await this.call("messages.sync", { cursors: this.state.cursors(), limit: this.options.syncLimit });
-			for (const c of res.conversations) this.emit("conversation", c);
+			for (const c of res.conversations) {
+				this.state.know(c.id);
+				this.emit("conversation", c);
+			}
 			for (const m of res.messages) if (this.receive(m)) count++;
 			for (const r of res.receipts) this.emit("receipt", r);
 			if (!res.more) return count;
@@ -274,6 +279,7 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		if (this.flushing) return;
 		this.flushing = true;
 		try {
+			let internalErrors = 0;
 			for (let entry = this.state.outbox()[0]; entry && this.socket.connected; entry = this.state.outbox()[0]) {
 				try {
 					const message = await this.call("messages.send", {
@@ -288,10 +294,14 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 					this.settle(entry.clientMsgId, (w) => w.resolve(message));
 				} catch (err) {
 					const type = err instanceof ParleyCallError ? err.type : "INTERNAL";
-					if (RETRYABLE.has(type)) {
-						await new Promise((r) => setTimeout(r, type === "RATE_LIMITED" ? 1000 : 200));
+					if (type === "INTERNAL") internalErrors++;
+					if (RETRYABLE.has(type) && internalErrors <= MAX_INTERNAL_RETRIES) {
+						const retryAfterMs = (err as ParleyCallError).wire?.data as { retryAfterMs?: number } | undefined;
+						const wait = type === "RATE_LIMITED" ? (retryAfterMs?.retryAfterMs ?? 1000) : 200 * 2 ** Math.min(internalErrors, 5);
+						await new Promise((r) => setTimeout(r, wait));
 						continue;
 					}
+					internalErrors = 0;
 					// The server refused it for good (forbidden, invalid...): retrying cannot help.
 					this.state.dequeue(entry.clientMsgId);
 					this.settle(entry.clientMsgId, (w) => w.reject(err as Error));

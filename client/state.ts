@@ -34,6 +34,11 @@ export class ClientState {
 		return this.data.cursors[conversationId] ?? 0;
 	}
 
+	/** Remembers a conversation (cursor 0) so the server stops offering it as unseen. */
+	know(conversationId: string): void {
+		if (!(conversationId in this.data.cursors)) this.advance(conversationId, 0);
+	}
+
 	cursors(): Record<string, number> {
 		return { ...this.data.cursors };
 	}

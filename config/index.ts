@@ -64,7 +64,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 	const cors = read.string("PARLEY_CORS_ORIGINS");
 
 	const config: Config = {
-		profile: read.oneOf("PARLEY_PROFILE", ["embedded", "cluster"], "embedded") as Profile,
+		// Only the embedded profile exists so far; the cluster profile is refused rather than half-run.
+		profile: read.oneOf("PARLEY_PROFILE", ["embedded"], "embedded") as Profile,
 		mode,
 		port: read.int("PORT", 3000, 0, 65535),
 		host: read.string("PARLEY_HOST") ?? "0.0.0.0",
@@ -93,6 +94,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 		typingTtlMs: read.int("PARLEY_TYPING_TTL_MS", 6000, 100, 60_000),
 		metricsPort: read.int("PARLEY_METRICS_PORT", 0, 0, 65535),
 	};
+	// Worst case a character is 4 bytes of UTF-8; a text within its limit must never exceed the packet limit.
+	if (config.limits.maxPacketBytes < config.limits.maxTextLength * 4 + 4096) {
+		throw new ConfigError("PARLEY_MAX_PACKET_BYTES must be at least 4 x PARLEY_MAX_TEXT_LENGTH + 4096");
+	}
 	return Object.freeze(config);
 }
 

@@ -94,7 +94,7 @@ export interface Actions {
 	"conversations.get": [{ conversationId: string }, Conversation];
 	"conversations.list": [{ limit?: number; before?: string }, { items: ConversationSummary[]; next?: string }];
 	"messages.send": [
-		{ conversationId: string; clientMsgId: string; type: MessageType; text?: string; attachments?: unknown[] },
+		{ conversationId: string; clientMsgId: string; type: MessageType; text: string; attachments?: [] },
 		Message
 	];
 	"messages.history": [

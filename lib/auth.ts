@@ -2,7 +2,7 @@
  * Token verification for the Socket.IO handshake (and dev token issue).
  * HS256 with a shared secret, or RS256 keys from a JWKS endpoint in production.
  */
-import { SignJWT, createRemoteJWKSet, jwtVerify, type JWTPayload } from "jose";
+import { SignJWT, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
 import type { AuthUser, Role } from "../contract";
 import type { Config } from "../config";
 import { unauthorized } from "./errors";
@@ -18,7 +18,11 @@ export class TokenVerifier {
 	private readonly secret?: Uint8Array;
 	private readonly jwks?: ReturnType<typeof createRemoteJWKSet>;
 
-	constructor(private readonly auth: Config["auth"]) {
+	constructor(
+		private readonly auth: Config["auth"],
+		/** Production requires `exp`: a token that never expires cannot be revoked by waiting. */
+		private readonly requireExpiry = false,
+	) {
 		if (auth.jwksUrl) this.jwks = createRemoteJWKSet(new URL(auth.jwksUrl));
 		if (auth.jwtSecret) this.secret = new TextEncoder().encode(auth.jwtSecret);
 	}
@@ -27,10 +31,12 @@ export class TokenVerifier {
 		if (typeof token !== "string" || token.length === 0 || token.length > 8192) throw unauthorized("Missing token");
 		let payload: JWTPayload;
 		try {
-			const options = { issuer: this.auth.issuer, audience: this.auth.audience };
-			payload = this.jwks
-				? (await jwtVerify(token, this.jwks, { ...options, algorithms: ["RS256"] })).payload
-				: (await jwtVerify(token, this.secret!, { ...options, algorithms: ["HS256"] })).payload;
+			const options = { issuer: this.auth.issuer, audience: this.auth.audience, requiredClaims: this.requireExpiry ? ["exp"] : [] };
+			// The header picks the key: RS256 from the JWKS, HS256 with the shared secret; anything else is refused.
+			const { alg } = decodeProtectedHeader(token);
+			if (alg === "RS256" && this.jwks) payload = (await jwtVerify(token, this.jwks, { ...options, algorithms: ["RS256"] })).payload;
+			else if (alg === "HS256" && this.secret) payload = (await jwtVerify(token, this.secret, { ...options, algorithms: ["HS256"] })).payload;
+			else throw new Error(`algorithm ${String(alg)} not accepted`);
 		} catch {
 			throw unauthorized("Invalid or expired token");
 		}

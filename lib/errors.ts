@@ -31,18 +31,24 @@ export function toWireError(err: unknown): WireError {
 	if (code === 404 && e.name === "ServiceNotFoundError") {
 		return { name: "NotFoundError", message: "Unknown action", code: 404, type: "NOT_FOUND" };
 	}
+	if (code === 404 && e.name === "NotFoundError") {
+		return { name: "NotFoundError", message: "Not found", code: 404, type: "NOT_FOUND" };
+	}
 	if (e?.name === "BadRequestError") {
 		return { name: "ValidationError", message: "The action name must be a string", code: 422, type: "VALIDATION_ERROR" };
 	}
 	if (e?.name === "ValidationError" && code === 422) {
 		return { name: "ValidationError", message: "Parameters are invalid", code, type: "VALIDATION_ERROR", data: validationDetails(e.data) };
 	}
-	if (code >= 400 && code < 500 && typeof e.type === "string") {
-		const wire: WireError = { name: e.name ?? "ClientError", message: String(e.message), code, type: e.type };
-		if (e.data !== undefined) wire.data = e.data;
+	if (err instanceof ParleyError) {
+		const wire: WireError = { name: err.name, message: err.message, code: err.code, type: err.type };
+		if (err.data !== undefined) wire.data = err.data;
 		return wire;
 	}
-	if (e?.retryable || code === 503 || code === 504) {
+	// HTTP body parser (moleculer-web) errors.
+	if (e?.type === "entity.parse.failed") return { name: "ValidationError", message: "The body is not valid JSON", code: 422, type: "VALIDATION_ERROR" };
+	if (e?.type === "entity.too.large") return { name: "PayloadTooLargeError", message: "The body is too large", code: 413, type: "PAYLOAD_TOO_LARGE" };
+	if (e?.retryable || e?.name === "ServiceNotAvailableError" || code === 503 || code === 504) {
 		return { name: "UnavailableError", message: "Service temporarily unavailable, retry", code: 503, type: "UNAVAILABLE" };
 	}
 	return { name: "InternalError", message: "Internal error", code: 500, type: "INTERNAL" };

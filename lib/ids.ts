@@ -1,8 +1,12 @@
-/** Identifiers: conversations are derived from their trio so opening is idempotent on any engine. */
-import { createHash, randomUUID } from "node:crypto";
+/**
+ * Identifiers. A conversation id is derived from its (buyer, seller, listing)
+ * trio, so opening is idempotent on any engine, keyed with the deployment's
+ * secret so nobody can compute the id of someone else's conversation and probe it.
+ */
+import { createHmac, randomUUID } from "node:crypto";
 
-export function conversationIdFor(buyerId: string, sellerId: string, listingId: string): string {
-	const digest = createHash("sha256").update(JSON.stringify([buyerId, sellerId, listingId])).digest("base64url");
+export function conversationIdFor(deploymentSecret: string, buyerId: string, sellerId: string, listingId: string): string {
+	const digest = createHmac("sha256", deploymentSecret).update(JSON.stringify([buyerId, sellerId, listingId])).digest("base64url");
 	return `c_${digest.slice(0, 22)}`;
 }
 

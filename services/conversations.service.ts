@@ -19,6 +19,7 @@ type Ctx<P> = Context<P, CallerMeta>;
 export default function conversationsService(config: Config): ServiceSchema {
 	const store = createChatStore(config);
 	const fanout = new Fanout();
+	let deploymentSecret = "";
 
 	const summaryFor = async (userId: string, conversationId: string): Promise<ConversationSummary | null> => {
 		const entry = await store.inboxEntry(userId, conversationId);
@@ -28,6 +29,10 @@ export default function conversationsService(config: Config): ServiceSchema {
 	return {
 		name: "conversations",
 		mixins: [opensOnStart(store), withFanout(fanout)],
+
+		async started() {
+			deploymentSecret = await store.deploymentSecret();
+		},
 
 		actions: {
 			open: {
@@ -41,7 +46,7 @@ export default function conversationsService(config: Config): ServiceSchema {
 					const buyer = callerOf(ctx);
 					const { listingId, sellerId } = ctx.params;
 					if (sellerId === buyer.id) throw invalid("You cannot open a conversation with yourself", { field: "sellerId" });
-					const id = conversationIdFor(buyer.id, sellerId, listingId);
+					const id = conversationIdFor(deploymentSecret, buyer.id, sellerId, listingId);
 					const { conversation, created } = await store.openConversation({
 						id,
 						listingId,

@@ -28,7 +28,7 @@ type JsonHandler = (req: IncomingMessage & { $params?: Record<string, unknown> }
 const DEVICE_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 export default function gatewayService(config: Config): ServiceSchema {
-	const verifier = new TokenVerifier(config.auth);
+	const verifier = new TokenVerifier(config.auth, config.mode === "production");
 	const buckets = new TokenBuckets(config.limits.callsPerSecond, config.limits.callBurst);
 	let io: Server | undefined;
 	let draining: Promise<void> | undefined;
@@ -97,6 +97,12 @@ export default function gatewayService(config: Config): ServiceSchema {
 			logResponse: null,
 			io: {
 				options: {
+					// Browsers send Origin: refuse pages from origins not configured (the token stays the real check).
+					allowRequest: (req: IncomingMessage, callback: (err: string | null, ok: boolean) => void) => {
+						const origin = req.headers.origin;
+						const allowed = !origin || config.corsOrigins === "*" || config.corsOrigins.includes(origin);
+						callback(allowed ? null : "origin not allowed", allowed);
+					},
 					perMessageDeflate: false,
 					maxHttpBufferSize: config.limits.maxPacketBytes,
 					cors: { origin: config.corsOrigins },
@@ -154,12 +160,25 @@ export default function gatewayService(config: Config): ServiceSchema {
 					nodeID: this.broker.nodeID,
 				};
 				socket.data = { user, session } satisfies SessionData;
-				await this.broker.call("presence.connect", session);
-				// Engine-level close fires even if the socket never finished connecting.
-				socket.conn.once("close", () => {
+				// Listen before registering: a client gone during registration must still be unregistered.
+				// The engine-level close fires even if the socket never finished connecting.
+				let registered = false;
+				let closed = false;
+				const unregister = () => {
 					this.broker.emit("session.closed", session);
 					this.broker.call("presence.disconnect", session).catch(() => undefined);
+				};
+				socket.conn.once("close", () => {
+					closed = true;
+					if (registered) unregister();
 				});
+				try {
+					await this.broker.call("presence.connect", session);
+				} catch (err) {
+					throw connectError(err);
+				}
+				registered = true;
+				if (closed) unregister();
 				return user;
 			},
 

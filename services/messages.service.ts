@@ -7,6 +7,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import type { Message, ParamsOf, ReceiptUpdate, ResultOf } from "../contract";
 import type { Config } from "../config";
 import { invalid, tooLarge } from "../lib/errors";
+import { stripMarkers } from "../lib/search/highlight";
 import { newMessageId } from "../lib/ids";
 import type { AppendResult } from "../lib/store/chat-store";
 import { summaryView } from "../lib/summaries";
@@ -57,8 +58,8 @@ export default function messagesService(config: Config): ServiceSchema {
 				async handler(ctx: Ctx<ParamsOf<"messages.send">>): Promise<Message> {
 					const user = callerOf(ctx);
 					const { conversationId, clientMsgId } = ctx.params;
-					const text = ctx.params.text ?? "";
-					if (text.length > maxTextLength) {
+					const text = stripMarkers(ctx.params.text);
+					if (text.length > maxTextLength && [...text].length > maxTextLength) {
 						throw tooLarge(`text is longer than ${maxTextLength} characters`, { field: "text", max: maxTextLength });
 					}
 					if (text.trim().length === 0) throw invalid("text must not be empty", { field: "text" });
@@ -131,7 +132,8 @@ export default function messagesService(config: Config): ServiceSchema {
 						const reached = batch.length > 0 ? batch[batch.length - 1]!.seq : cursor;
 						if (reached < lastSeq) more = true;
 					}
-					const conversationIds = memberships.map((m) => m.conversationId);
+					// Watermarks come once, with the last page, for every conversation of the user.
+					const conversationIds = more ? [] : memberships.map((m) => m.conversationId);
 					const [receipts, conversations] = await Promise.all([
 						ctx.call<ReceiptUpdate[], { conversationIds: string[] }>("receipts.watermarks", { conversationIds }),
 						ctx.call<ResultOf<"messages.sync">["conversations"], { userId: string; conversationIds: string[] }>(

@@ -23,7 +23,7 @@ export default function presenceService(config: Config): ServiceSchema {
 		service.broker.call<string[], { userId: string }>("conversations.contactsOf", { userId });
 
 	const announce = async (state: PresenceState) => {
-		fanout.toUsers(await contactsOf(state.userId), "presence", state);
+		await fanout.toUsers(await contactsOf(state.userId), "presence", state);
 	};
 
 	return {

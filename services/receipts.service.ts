@@ -8,6 +8,7 @@ import type { Context, Service, ServiceSchema } from "moleculer";
 import type { ParamsOf, ReceiptUpdate, Watermarks } from "../contract";
 import type { Config } from "../config";
 import { Batcher } from "../lib/batcher";
+import { forbidden } from "../lib/errors";
 import type { WatermarkResult, WatermarkUpdate } from "../lib/store/chat-store";
 import { summaryView } from "../lib/summaries";
 import { callerOf, requireMember, type CallerMeta, type MemberRef } from "../mixins/caller";
@@ -52,7 +53,7 @@ export default function receiptsService(config: Config): ServiceSchema {
 		for (const r of results) {
 			if (r?.changed) announce(r).catch((err: Error) => service.logger.warn("receipt fan-out failed:", err.message));
 		}
-		return marks.map((m) => byKey.get(keyOf(m)) ?? new Error("not a member"));
+		return marks.map((m) => byKey.get(keyOf(m)) ?? forbidden("You are not a member of this conversation"));
 	};
 
 	const batcher = new Batcher<Mark, WatermarkResult>(flush, { delayMs: config.receiptFlushMs, maxItems: 2000 });

@@ -36,10 +36,10 @@ export class MemoryPresence implements PresenceRegistry {
 	}
 
 	async states(userIds: string[]): Promise<PresenceState[]> {
-		return userIds.map((userId) => ({
-			userId,
-			online: (this.sessions.get(userId)?.size ?? 0) > 0,
-			lastSeenAt: this.lastSeen.get(userId) ?? null,
-		}));
+		return userIds.map((userId) => {
+			const online = (this.sessions.get(userId)?.size ?? 0) > 0;
+			// Someone online is seen now: lastSeenAt only means something while offline.
+			return { userId, online, lastSeenAt: online ? null : (this.lastSeen.get(userId) ?? null) };
+		});
 	}
 }

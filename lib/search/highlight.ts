@@ -3,8 +3,14 @@
  * HTML-safe text (everything escaped) with matches wrapped in <mark>, so a
  * client can insert a highlight without opening an injection hole.
  */
-export const MARK_OPEN = "\uE000";
-export const MARK_CLOSE = "\uE001";
+/** Unicode noncharacters: never valid in interchanged text, and removed from messages at send. */
+export const MARK_OPEN = "\uFDD0";
+export const MARK_CLOSE = "\uFDD1";
+
+/** Removes the characters the highlighter uses as markers, so no message can forge a <mark>. */
+export function stripMarkers(text: string): string {
+	return text.replace(/[\uFDD0-\uFDEF]/g, "");
+}
 
 const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
@@ -20,7 +26,8 @@ export function queryTerms(q: string): string[] {
 	return q
 		.normalize("NFKC")
 		.toLowerCase()
-		.split(/[^\p{L}\p{N}]+/u)
+		// Combining marks (Devanagari vowel signs, Thai tone marks...) belong to their word.
+		.split(/[^\p{L}\p{M}\p{N}]+/u)
 		.filter((t) => t.length > 0)
 		.slice(0, 16);
 }

@@ -1,7 +1,7 @@
 /**
  * The storage interface every engine implements (SQLite embedded, Cassandra in
  * production). Services depend on this, never on an engine. Each engine must
- * pass tests/unit/store-behaviour.test.ts.
+ * pass the suite in tests/support/store-behaviour.ts.
  */
 import type { Message } from "../../contract";
 
@@ -94,6 +94,9 @@ export interface ChatStore {
 	readonly engine: string;
 	open(): Promise<void>;
 	close(): Promise<void>;
+
+	/** A random secret made on first use and kept forever (it keys conversation ids). */
+	deploymentSecret(): Promise<string>;
 
 	/** Creates the conversation and its two members unless it exists; returns it either way. */
 	openConversation(req: OpenConversation): Promise<{ conversation: ConversationRecord; created: boolean }>;

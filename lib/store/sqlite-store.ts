@@ -3,6 +3,7 @@
  * append submitted while the previous transaction runs goes into the next one,
  * so an ack is durable (synchronous=FULL) without one fsync per message.
  */
+import { randomBytes } from "node:crypto";
 import type Database from "better-sqlite3";
 import type { Message } from "../../contract";
 import { Batcher } from "../batcher";
@@ -24,6 +25,8 @@ import type {
 } from "./chat-store";
 
 export const STORE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS conversations (
 	id TEXT PRIMARY KEY,
 	listing_id TEXT NOT NULL,
@@ -214,6 +217,11 @@ export class SqliteStore implements ChatStore {
 				 WHERE conversation_id = @conversationId AND user_id = @userId`,
 			),
 		};
+	}
+
+	async deploymentSecret(): Promise<string> {
+		this.db.prepare(`INSERT INTO meta (key, value) VALUES ('deployment_secret', ?) ON CONFLICT DO NOTHING`).run(randomBytes(32).toString("base64url"));
+		return (this.db.prepare(`SELECT value FROM meta WHERE key = 'deployment_secret'`).get() as { value: string }).value;
 	}
 
 	async openConversation(req: OpenConversation): Promise<{ conversation: ConversationRecord; created: boolean }> {

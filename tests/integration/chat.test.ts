@@ -277,8 +277,21 @@ describe("chat between a buyer and a seller", () => {
 		assert.deepEqual(after, before);
 	});
 
+	it("a call with no params at all is answered, not crashed on", async () => {
+		const res = await new Promise<{ err: unknown; res: { items: unknown[] } }>((resolve) =>
+			buyerPhone.socket.emit("call", "conversations.list", (err: unknown, res: { items: unknown[] }) => resolve({ err, res })),
+		);
+		assert.equal(res.err, null);
+		assert.ok(Array.isArray(res.res.items));
+		await expectError(
+			new Promise((resolve, reject) => buyerPhone.socket.emit("call", "messages.send", (err: unknown, r: unknown) => (err ? reject(err) : resolve(r)))),
+			"VALIDATION_ERROR",
+			422,
+		);
+	});
+
 	it("only contract actions are callable from a socket", async () => {
-		for (const action of ["io.broadcast", "$node.list", "$node.services", "gateway.deliver", "presence.sessionsOf", "conversations.members", "messages.nope"]) {
+		for (const action of ["gateway.broadcast", "gateway.call", "gateway.getClients", "gateway.rest", "$node.list", "$node.services", "gateway.deliver", "presence.sessionsOf", "conversations.members", "messages.nope"]) {
 			const err = await expectError(buyerPhone.call(action as string, {}), "NOT_FOUND", 404);
 			assert.ok(!JSON.stringify(err).includes(server.url), "no internals leak");
 		}

@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { SignJWT } from "jose";
+import { io } from "socket.io-client";
 import { RawClient, startServer } from "../support/server";
 
 const SECRET = "a-production-secret-that-is-long-enough-123";
@@ -19,6 +20,23 @@ describe("production mode", () => {
 		assert.match(run.stderr, /PARLEY_JWT_SECRET or PARLEY_JWKS_URL/);
 	});
 
+	it("refuses WebSocket upgrades from browser origins it was not configured for", async () => {
+		const server = await startServer({ PARLEY_MODE: "production", PARLEY_JWT_SECRET: SECRET, PARLEY_CORS_ORIGINS: "https://market.example" });
+		try {
+			const token = await new SignJWT({ role: "user" }).setProtectedHeader({ alg: "HS256" }).setSubject("pat").setExpirationTime("1h").sign(new TextEncoder().encode(SECRET));
+			const connect = (origin: string) =>
+				new Promise<void>((resolve, reject) => {
+					const socket = io(server.url, { auth: { token, deviceId: "d" }, transports: ["websocket"], reconnection: false, extraHeaders: { origin } });
+					socket.once("connect", () => (socket.close(), resolve()));
+					socket.once("connect_error", (err) => (socket.close(), reject(err)));
+				});
+			await connect("https://market.example");
+			await assert.rejects(connect("https://evil.example"));
+		} finally {
+			await server.stop();
+		}
+	});
+
 	it("serves no dev tokens and accepts only tokens signed with the configured secret", async () => {
 		const server = await startServer({ PARLEY_MODE: "production", PARLEY_JWT_SECRET: SECRET });
 		try {
@@ -31,6 +49,8 @@ describe("production mode", () => {
 			assert.deepEqual(inbox.items, []);
 			client.close();
 			await assert.rejects(RawClient.connect(server.url, await sign("parley-development-secret-do-not-use-in-production"), "d2"), /UNAUTHORIZED/);
+			const forever = await new SignJWT({ role: "user" }).setProtectedHeader({ alg: "HS256" }).setSubject("pat").sign(new TextEncoder().encode(SECRET));
+			await assert.rejects(RawClient.connect(server.url, forever, "d3"), /UNAUTHORIZED/, "production requires exp");
 		} finally {
 			await server.stop();
 		}

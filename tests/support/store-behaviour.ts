@@ -13,7 +13,7 @@ export function storeBehaviour(engine: string, create: () => Promise<ChatStore>)
 		let store: ChatStore;
 		const now = Date.now();
 		const open = (buyerId: string, sellerId: string, listingId: string) =>
-			store.openConversation({ id: conversationIdFor(buyerId, sellerId, listingId), listingId, listingTitle: null, buyerId, sellerId, now });
+			store.openConversation({ id: conversationIdFor("test-secret", buyerId, sellerId, listingId), listingId, listingTitle: null, buyerId, sellerId, now });
 		const send = (conversationId: string, senderId: string, clientMsgId: string, text = clientMsgId): AppendRequest => ({
 			id: newMessageId(),
 			conversationId,
@@ -31,6 +31,12 @@ export function storeBehaviour(engine: string, create: () => Promise<ChatStore>)
 		});
 		after(async () => {
 			await store?.close();
+		});
+
+		it("keeps one random deployment secret forever", async () => {
+			const secret = await store.deploymentSecret();
+			assert.ok(secret.length >= 32);
+			assert.equal(await store.deploymentSecret(), secret);
 		});
 
 		it("opening a conversation twice creates it once, with a buyer and a seller", async () => {
