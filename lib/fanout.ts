@@ -69,7 +69,8 @@ export class Fanout {
 					await this.requireBroker().call("gateway.deliver", { items }, { nodeID });
 					return items.map(() => undefined);
 				},
-				{ delayMs: 0, maxItems: 256 },
+				// No small cap: a capped batch per event-loop turn lets deliveries fall behind acks under load.
+				{ delayMs: 0, maxItems: 100_000 },
 			);
 			this.outboxes.set(nodeID, outbox);
 		}
