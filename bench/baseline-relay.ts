@@ -2,7 +2,8 @@
  * The T1/T2 yardstick: a bare socket.io 4.8 relay with no framework and no
  * store, speaking just enough of Parley's contract that the same load
  * generator drives it unchanged: POST /api/dev/token, GET /api/health, and
- * the `call` event for conversations.open and messages.send. Tokens are
+ * the `call` event for conversations.open, messages.send and receipts.mark
+ * (for --receipts). Tokens are
  * decoded, not verified (the relay stands for the cost of moving bytes).
  *
  *   PORT=4000 PARLEY_HOST=127.0.0.1 node --import tsx bench/baseline-relay.ts
@@ -97,6 +98,19 @@ function sendMessage(socket: Socket, senderId: string, params: { conversationId?
 	ack(null, message);
 }
 
+/** Forward-only delivered/read watermarks, told to every device of both members but the caller's. */
+function markReceipt(socket: Socket, userId: string, params: { conversationId?: unknown; seq?: unknown; state?: unknown }, ack: Ack): void {
+	const conversation = conversations.get(String(params.conversationId));
+	const member = conversation?.members.find((m) => m.userId === userId);
+	if (!conversation || !member) return fail(ack, 404, "NOT_FOUND", "Conversation not found");
+	const seq = Math.min(Number(params.seq) || 0, conversation.lastSeq);
+	if (params.state === "read") member.read = Math.max(member.read, seq);
+	member.delivered = Math.max(member.delivered, member.read, seq);
+	const watermarks = { delivered: member.delivered, read: member.read };
+	socket.to([userRoom(conversation.buyerId), userRoom(conversation.sellerId)]).emit("receipt.updated", { conversationId: conversation.id, userId, ...watermarks });
+	ack(null, watermarks);
+}
+
 function summaryOf(c: RelayConversation): ConversationSummary {
 	const { id, listingId, listingTitle, buyerId, sellerId, lastSeq, lastActivityAt, lastMessage } = c;
 	// The relay keeps no read watermarks; a recipient's unread is everything.
@@ -145,6 +159,7 @@ io.on("connection", (socket) => {
 		const p = (params ?? {}) as Record<string, unknown>;
 		if (action === "conversations.open") return (ack as Ack)(null, openConversation(userId, p));
 		if (action === "messages.send") return sendMessage(socket, userId, p, ack as Ack);
+		if (action === "receipts.mark") return markReceipt(socket, userId, p, ack as Ack);
 		fail(ack as Ack, 404, "NOT_FOUND", `the relay does not implement ${String(action)}`);
 	});
 });

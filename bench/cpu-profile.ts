@@ -104,7 +104,8 @@ function selfTimes(profile: CpuProfile): Map<number, number> {
 function where(frame: CallFrame): string {
 	if (!frame.url) return "";
 	const file = frame.url.startsWith("file://") ? path.relative(ROOT, new URL(frame.url).pathname) : frame.url;
-	return `${file}:${frame.lineNumber + 1}`;
+	// TypeScript runs as tsx's transpiled output, whose line numbers do not match the source: name the file only.
+	return file.endsWith(".ts") ? file : `${file}:${frame.lineNumber + 1}`;
 }
 
 function packageOf(frame: CallFrame): string {

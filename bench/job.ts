@@ -67,6 +67,7 @@ export interface LoadResult {
 	/** Other server events received during the run, by name (conversation.updated, receipt.updated, ...). */
 	otherEvents: Record<string, number>;
 	receiptsMarked: number;
+	receiptsRefused: number;
 	/** The generator's own CPU over the window, percent of one core. */
 	loadgenCpuPct: number;
 }

@@ -66,6 +66,7 @@ async function main(job: LoadJob): Promise<LoadResult> {
 			maxSendLagMs: Math.round(maxSendLagMs * 10) / 10,
 			otherEvents: recipients.otherEvents,
 			receiptsMarked: marker?.marked ?? 0,
+			receiptsRefused: marker?.failed ?? 0,
 			loadgenCpuPct: Math.round((window.cpuMicros() / 1000 / tracker.windowMs) * 1000) / 10,
 		};
 	} finally {

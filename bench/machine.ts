@@ -1,6 +1,8 @@
 /** What the figures were measured on: they mean little without it. */
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
+import { ROOT } from "./children";
 
 export interface MachineInfo {
 	cpus: number;
@@ -28,4 +30,14 @@ export function describeMachine(): MachineInfo {
 		kernel: `${os.type()} ${os.release()}`,
 		busyBeforePct: null,
 	};
+}
+
+/** The code measured: commit, and whether the working tree differed from it. */
+export function describeRevision(): { commit: string; dirty: boolean } | null {
+	try {
+		const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+		return { commit: git("rev-parse", "--short", "HEAD"), dirty: git("status", "--porcelain", "--untracked-files=no") !== "" };
+	} catch {
+		return null;
+	}
 }

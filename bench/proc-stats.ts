@@ -78,3 +78,15 @@ export async function machineBusyPctOver(ms: number): Promise<number> {
 	const after = machineJiffies();
 	return Math.round(((after.busy - before.busy) / (after.total - before.total)) * 1000) / 10;
 }
+
+/**
+ * Waits (at most `maxMs`) until the machine is nearly idle, so that one run's
+ * tail (a server exiting, the kernel writing its database back) does not land
+ * in the next run's window. Returns the busy share last seen.
+ */
+export async function waitUntilQuiet(maxMs: number, busyPct = 10): Promise<number> {
+	const deadline = performance.now() + maxMs;
+	let busy = await machineBusyPctOver(500);
+	while (busy > busyPct && performance.now() < deadline) busy = await machineBusyPctOver(500);
+	return busy;
+}

@@ -17,6 +17,7 @@ export interface Verdict {
 export interface BenchReport {
 	command: string;
 	date: string;
+	revision: { commit: string; dirty: boolean } | null;
 	machine: MachineInfo;
 	options: BenchOptions;
 	startup: StartupResult | null;
@@ -25,6 +26,9 @@ export interface BenchReport {
 }
 
 type Cell = string | number | null | undefined;
+
+/** Above this much CPU (% of one core) used by other processes during a window, a run's figures are suspect. */
+const NOISY_OTHER_CPU_PCT = 20;
 
 /** A target's saturating throughput: its best delivered msg/s over the windows tried. */
 export function bestThroughput(runs: LoadRun[], target: TargetName): LoadRun | undefined {
@@ -37,6 +41,8 @@ const latencyRun = (runs: LoadRun[], target: TargetName) => runs.find((r) => r.s
 
 export function verdictsOf(report: Omit<BenchReport, "verdicts">): Verdict[] {
 	const verdicts: Verdict[] = [];
+	const noisy = (...runs: (LoadRun | undefined)[]) =>
+		runs.some((r) => r && (otherCpuPct(r, report.machine.cpus) ?? 0) > NOISY_OTHER_CPU_PCT) ? " [noisy]" : "";
 	const parleyT = bestThroughput(report.runs, "parley");
 	const relayT = bestThroughput(report.runs, "relay");
 	if (parleyT) {
@@ -46,18 +52,19 @@ export function verdictsOf(report: Omit<BenchReport, "verdicts">): Verdict[] {
 		verdicts.push({
 			id: "T1",
 			what: "best delivered msg/s vs bare relay",
-			measured: `${int(p)} (K=${parleyT.window}) vs ${relayT ? `${int(r!)} (K=${relayT.window})` : "(no --baseline)"}${ratio === null ? "" : ` = ${pct(ratio)}`}`,
+			measured: `${int(p)} (K=${parleyT.window}) vs ${relayT ? `${int(r!)} (K=${relayT.window})` : "(no --baseline)"}${ratio === null ? "" : ` = ${pct(ratio)}`}${noisy(parleyT, relayT)}`,
 			target: ">= 80%",
 			pass: ratio === null ? null : ratio >= 0.8,
 		});
 	}
-	const parleyL = latencyRun(report.runs, "parley")?.result;
+	const parleyLRun = latencyRun(report.runs, "parley");
+	const parleyL = parleyLRun?.result;
 	if (parleyL) {
 		const clean = problemsOf(parleyL) === "none";
 		verdicts.push({
 			id: "T2",
 			what: `delivery latency at ${int(report.options.rate)} msg/s`,
-			measured: `p50 ${ms(parleyL.delivery.p50)}, p99 ${ms(parleyL.delivery.p99)}${clean ? "" : " (with errors/missing)"}`,
+			measured: `p50 ${ms(parleyL.delivery.p50)}, p99 ${ms(parleyL.delivery.p99)}${clean ? "" : " (with errors/missing)"}${noisy(parleyLRun)}`,
 			target: "p50 <= 5 ms, p99 <= 50 ms",
 			pass: clean && parleyL.delivery.p50 <= 5 && parleyL.delivery.p99 <= 50,
 		});
@@ -82,7 +89,7 @@ export function printReport(report: BenchReport): void {
 	console.log(`${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGB} GB, node ${machine.node}, ${machine.kernel}`);
 	const busy = machine.busyBeforePct;
 	if (busy !== null) console.log(`machine busy before the bench: ${busy}%${busy > 20 ? "  <-- other load: figures are low and noisy" : ""}`);
-	console.log(`$ ${report.command}`);
+	console.log(`$ ${report.command}${report.revision ? `   (at ${report.revision.commit}${report.revision.dirty ? ", with uncommitted changes" : ""})` : ""}`);
 	console.log(
 		`users ${options.users}, conversations ${options.conversations} (both members send: ${options.conversations * 2} lanes), ` +
 			`${options.durationS} s measured after ${options.warmupS} s warm-up per run` +
@@ -94,7 +101,7 @@ export function printReport(report: BenchReport): void {
 	if (throughput.length > 0) printThroughput(throughput, options.conversations * 2, machine.cpus);
 	const latency = report.runs.filter((r) => r.scenario === "latency");
 	if (latency.length > 0) printLatency(latency, options.rate, machine.cpus);
-	for (const run of report.runs) printTroubles(run);
+	for (const run of report.runs) printTroubles(run, machine.cpus);
 
 	console.log("\ntargets (design.md §6)");
 	table(
@@ -117,7 +124,7 @@ function printStartup(startup: StartupResult): void {
 /** One row per run: the windows are a sweep, and the interesting part is how each server bends. */
 function printThroughput(runs: LoadRun[], lanes: number, cpus: number): void {
 	console.log(`\nthroughput (T1): closed loop, K sends in flight per lane (${lanes} lanes); latency here is mostly queueing`);
-	console.log("  CPU in % of one core over the measured window; \"other\" is everything else on the machine (should be ~0)");
+	console.log("  CPU in % of one core over the measured window; \"other\" is the rest of the machine: other processes, and kernel time for loopback networking (softirq) that no process is charged for");
 	const rows = runs.map((run): Cell[] => {
 		const r = run.result;
 		if (!r) return [run.target, run.window, "failed"];
@@ -166,8 +173,12 @@ function printLatency(runs: LoadRun[], rate: number, cpus: number): void {
 	table(["", ...names], rows);
 }
 
-function printTroubles(run: LoadRun): void {
+function printTroubles(run: LoadRun, cpus: number): void {
 	const label = run.scenario === "throughput" ? `${run.target} throughput K=${run.window}` : `${run.target} latency`;
+	const other = otherCpuPct(run, cpus);
+	if (other !== null && other > NOISY_OTHER_CPU_PCT) {
+		console.log(`\n! ${label}: other processes used ${other.toFixed(0)}% of a core during the window; its figures are pessimistic [noisy]`);
+	}
 	if (run.error) console.log(`\n! ${label}: ${run.error}`);
 	if (run.server?.died) console.log(`\n! ${label}: the server ${run.server.died} during the run`);
 	if (run.server && run.server.logLines > 0) {
@@ -198,6 +209,7 @@ function problemsOf(r: NonNullable<LoadRun["result"]>): string {
 	if (r.duplicates) found.push(`dup ${r.duplicates}`);
 	if (r.outOfOrder) found.push(`out-of-order ${r.outOfOrder}`);
 	if (r.disconnects) found.push(`disconnects ${r.disconnects}`);
+	if (r.receiptsRefused) found.push(`receipts.mark refused ${r.receiptsRefused}`);
 	return found.length === 0 ? "none" : found.join(", ");
 }
 

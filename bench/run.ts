@@ -9,8 +9,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { ROOT, guardChildren } from "./children";
 import { runLoad, type LoadRun } from "./load-run";
-import { describeMachine } from "./machine";
-import { machineBusyPctOver } from "./proc-stats";
+import { describeMachine, describeRevision } from "./machine";
+import { machineBusyPctOver, waitUntilQuiet } from "./proc-stats";
 import { USAGE, UsageError, parseOptions, type BenchOptions } from "./options";
 import { printReport, verdictsOf, type BenchReport } from "./report";
 import { measureStartup } from "./startup";
@@ -18,7 +18,7 @@ import type { TargetName } from "./targets";
 
 /** Generous upper bound on the whole run; the watchdog ends the bench (and its children) past it. */
 function timeBudgetMs(options: BenchOptions): number {
-	const perLoadRunS = 30 + 60 + options.warmupS + options.durationS + options.drainS + 60;
+	const perLoadRunS = 10 + 30 + 60 + options.warmupS + options.durationS + options.drainS + 60;
 	const perTarget = (options.scenarios.includes("throughput") ? options.windows.length : 0) + (options.scenarios.includes("latency") ? 1 : 0);
 	const loadRuns = perTarget * (options.baseline ? 2 : 1);
 	const startupS = options.scenarios.includes("startup") ? options.startupRuns * 40 : 0;
@@ -42,6 +42,7 @@ async function main(): Promise<void> {
 	const partial: Omit<BenchReport, "verdicts"> = {
 		command: `npm run bench${argv.length ? ` -- ${argv.join(" ")}` : ""}`,
 		date: new Date().toISOString(),
+		revision: describeRevision(),
 		machine: describeMachine(),
 		options,
 		startup: null,
@@ -62,7 +63,9 @@ async function main(): Promise<void> {
 	];
 	for (const { scenario, window } of plan) {
 		for (const target of targets) {
-			progress(scenario === "throughput" ? `throughput: ${target}, window ${window}` : `latency: ${target}, ${options.rate} msg/s`);
+			const busy = await waitUntilQuiet(10_000);
+			const step = scenario === "throughput" ? `throughput: ${target}, window ${window}` : `latency: ${target}, ${options.rate} msg/s`;
+			progress(`${step}${busy > 10 ? ` (machine still ${busy}% busy after waiting 10 s)` : ""}`);
 			const run = await runLoad(target, scenario, options, window).catch(
 				(err: Error): LoadRun => ({ target, scenario, window, rate: options.rate, result: null, error: err.message, server: null }),
 			);

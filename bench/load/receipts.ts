@@ -32,10 +32,9 @@ export class DeliveredMarker {
 		socket.emit("call", "receipts.mark", { conversationId, seq, state: "delivered" }, (err: unknown) => {
 			state.inFlight = false;
 			if (err) this.failed++;
-			else {
-				this.marked++;
-				state.highestMarked = Math.max(state.highestMarked, seq);
-			}
+			else this.marked++;
+			// Even a refused mark moves on: retrying at once would turn one error into a busy loop.
+			state.highestMarked = Math.max(state.highestMarked, seq);
 			this.pump(socket, conversationId, state);
 		});
 	}
