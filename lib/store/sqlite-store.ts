@@ -126,6 +126,8 @@ const toConversation = (r: ConversationRow): ConversationRecord => ({
 	lastActivityAt: r.last_activity_at,
 });
 
+const byRole = (a: MemberRow, b: MemberRow) => (a.role < b.role ? -1 : a.role > b.role ? 1 : 0);
+
 const toMember = (r: MemberRow): MemberRecord => ({
 	conversationId: r.conversation_id,
 	userId: r.user_id,
@@ -194,8 +196,10 @@ export class SqliteStore implements ChatStore {
 				`INSERT INTO messages (id, conversation_id, seq, sender_id, client_msg_id, type, text, attachments, created_at)
 				 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			),
-			touchMembers: db.prepare(`UPDATE members SET last_activity_at = ? WHERE conversation_id = ?`),
-			countSent: db.prepare(`UPDATE members SET sent_count = sent_count + 1 WHERE conversation_id = ? AND user_id = ?`),
+			// One statement moves every member's inbox position, counts the sender's message and returns the members.
+			touchMembers: db.prepare<[number, string, string], MemberRow>(
+				`UPDATE members SET last_activity_at = ?, sent_count = sent_count + (user_id = ?) WHERE conversation_id = ? RETURNING *`,
+			),
 			newest: db.prepare<[string, number], MessageRow>(`SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?`),
 			before: db.prepare<[string, number, number], MessageRow>(
 				`SELECT * FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
@@ -299,8 +303,7 @@ export class SqliteStore implements ChatStore {
 		this.sql.insertMessage.run(
 			req.id, req.conversationId, bumped.last_seq, req.senderId, req.clientMsgId, req.type, req.text, attachments, req.now,
 		);
-		this.sql.touchMembers.run(req.now, req.conversationId);
-		this.sql.countSent.run(req.conversationId, req.senderId);
+		const members = this.sql.touchMembers.all(req.now, req.senderId, req.conversationId).sort(byRole).map(toMember);
 		return {
 			message: rowToMessage({
 				id: req.id,
@@ -315,7 +318,7 @@ export class SqliteStore implements ChatStore {
 			}),
 			duplicate: false,
 			conversation: toConversation(bumped),
-			members: this.sql.members.all(req.conversationId).map(toMember),
+			members,
 		};
 	}
 

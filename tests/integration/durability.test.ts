@@ -138,6 +138,29 @@ describe("durability and catch-up", () => {
 		}
 	});
 
+	it("a drained server (SIGTERM) sends its clients away; they reconnect on their own and catch up", async () => {
+		const conversationId = await openConversation("drain");
+		const device = new ParleyClient({ url: server.url, token: sellerToken, deviceId: "drain-tablet", reconnectDelayMs: 100, reconnectDelayMaxMs: 300, autoDelivered: false });
+		const seen: Message[] = [];
+		const drained: unknown[] = [];
+		device.on("message", (m) => m.conversationId === conversationId && seen.push(m));
+		device.socket.on("server.draining", (d: unknown) => drained.push(d));
+		await device.connect();
+		try {
+			await server.stop("SIGTERM");
+			assert.equal(drained.length, 1, "the client was told the server is draining");
+			await server.restart();
+			const buyer = await RawClient.connect(server.url, buyerToken, "drain-buyer");
+			await buyer.call("messages.send", { conversationId, clientMsgId: "after-drain", type: "text", text: "are you back?" });
+			buyer.close();
+			await until("reconnect and catch-up", () => seen.length === 1);
+			assert.equal(seen[0]?.text, "are you back?");
+			assert.equal(device.connected, true);
+		} finally {
+			device.close();
+		}
+	});
+
 	it("messages written through the client while the server is down arrive exactly once after it returns, even across a client restart", async () => {
 		const conversationId = await openConversation("outbox");
 		const storagePath = path.join(tmp, "buyer-phone.json");
