@@ -37,8 +37,11 @@ export class TokenVerifier {
 			if (alg === "RS256" && this.jwks) payload = (await jwtVerify(token, this.jwks, { ...options, algorithms: ["RS256"] })).payload;
 			else if (alg === "HS256" && this.secret) payload = (await jwtVerify(token, this.secret, { ...options, algorithms: ["HS256"] })).payload;
 			else throw new Error(`algorithm ${String(alg)} not accepted`);
-		} catch {
-			throw unauthorized("Invalid or expired token");
+		} catch (err) {
+			const code = (err as { code?: string }).code;
+			if (code === "ERR_JWT_EXPIRED") throw unauthorized("Token expired");
+			if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED" && (err as { claim?: string }).claim === "exp") throw unauthorized("Token has no exp claim (required in production)");
+			throw unauthorized("Invalid token");
 		}
 		return userFromClaims(payload);
 	}

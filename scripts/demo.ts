@@ -28,8 +28,11 @@ function device(label: string, client: ParleyClient) {
 		seen.push({ event, data });
 		console.log(`${label.padEnd(14)} ${event.padEnd(13)} ${text}`);
 	};
-	client.on("message", (m) => log("message", m, `#${m.seq} from ${m.senderId === buyerId ? "buyer" : "seller"}: "${m.text}"`));
-	client.on("receipt", (r) => r.userId !== (label.startsWith("buyer") ? buyerId : sellerId) && log("receipt", r, `${r.userId === buyerId ? "buyer" : "seller"} delivered ${r.delivered}, read ${r.read}`));
+	const me = label.startsWith("buyer") ? buyerId : sellerId;
+	client.on("message", (m) =>
+		log("message", m, m.senderId === me ? `#${m.seq} mine, in the timeline once stored: "${m.text}"` : `#${m.seq} from ${m.senderId === buyerId ? "buyer" : "seller"}: "${m.text}"`),
+	);
+	client.on("receipt", (r) => r.userId !== me && log("receipt", r, `${r.userId === buyerId ? "buyer" : "seller"} delivered ${r.delivered}, read ${r.read}`));
 	client.on("typing", (t) => log("typing", t, `${t.userId === buyerId ? "buyer" : "seller"} ${t.typing ? "is typing…" : "stopped typing"}`));
 	client.on("conversation", (c) => log("conversation", c, `"${c.listingTitle}" unread ${c.unread}, last #${c.lastSeq}`));
 	client.on("presence", (p) => log("presence", p, `${p.userId === buyerId ? "buyer" : "seller"} ${p.online ? "online" : "offline"}`));

@@ -59,7 +59,11 @@ export default function gatewayService(config: Config): ServiceSchema {
 			const body = (req.$params ?? {}) as { userId?: unknown; name?: unknown; role?: unknown; teams?: unknown };
 			const role = (body.role ?? "user") as Role;
 			if (!isValidUserId(body.userId) || !["user", "agent", "admin"].includes(role)) {
-				return sendJson(res, 422, toWireError(invalid("userId (letters, digits, _.:@-) and role (user|agent|admin) are required")));
+				return sendJson(
+					res,
+					422,
+					toWireError(invalid("Send a JSON body: userId (1-128 letters, digits or _.:@-) is required; role is user (default), agent or admin")),
+				);
 			}
 			const name = typeof body.name === "string" && body.name.trim() ? body.name.trim().slice(0, 200) : body.userId;
 			const teams = Array.isArray(body.teams) ? body.teams.filter((t): t is string => typeof t === "string") : [];
@@ -95,6 +99,7 @@ export default function gatewayService(config: Config): ServiceSchema {
 			// moleculer-web logs every request at info by default; keep logs for what matters.
 			logRequest: null,
 			logResponse: null,
+			logRouteRegistration: "debug",
 			io: {
 				options: {
 					// Browsers send Origin: refuse pages from origins not configured (the token stays the real check).
@@ -213,6 +218,13 @@ export default function gatewayService(config: Config): ServiceSchema {
 				if (wire.code >= 500) this.logger.error("call failed:", err);
 				respond(wire);
 			},
+		},
+
+		created(this: Service) {
+			// A port already in use must stop the process with an error, not leave it idle and exit 0.
+			(this.server as import("node:http").Server).once("error", (err: NodeJS.ErrnoException) => {
+				if (err.code === "EADDRINUSE" || err.code === "EACCES") this.broker.fatal(`parley: cannot listen on ${config.host}:${config.port} (${err.code})`, err);
+			});
 		},
 
 		started(this: Service) {
