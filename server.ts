@@ -20,6 +20,8 @@ async function main(): Promise<void> {
 		throw err;
 	}
 	const broker = new ServiceBroker(brokerOptions(config));
+	// A bug must cost one call, never the process: log it and keep serving everyone else.
+	process.on("unhandledRejection", (reason) => broker.logger.error("unhandled rejection (server keeps running):", reason));
 	for (const schema of servicesFor(config)) broker.createService(schema);
 	await broker.start();
 	const ms = Number(process.hrtime.bigint() - startedAt) / 1e6;

@@ -39,6 +39,20 @@ export interface Config {
 		callsPerSecond: number;
 		callBurst: number;
 	};
+	store: {
+		engine: "sqlite" | "cassandra";
+		cassandra: {
+			contactPoints: string[];
+			localDataCenter: string;
+			keyspace: string;
+			/** Used when the keyspace is created, e.g. {"class":"NetworkTopologyStrategy","dc1":3}. */
+			replication: Record<string, string | number>;
+		};
+	};
+	search: {
+		engine: "sqlite" | "elasticsearch";
+		elasticsearch: { url: string; index: string };
+	};
 	receiptFlushMs: number;
 	typingTtlMs: number;
 	metricsPort: number;
@@ -83,17 +97,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 		corsOrigins: cors ? cors.split(",").map((o) => o.trim()).filter(Boolean) : mode === "development" ? "*" : [],
 		limits: {
 			maxTextLength: read.int("PARLEY_MAX_TEXT_LENGTH", 4000, 1, 100_000),
-			maxPacketBytes: read.int("PARLEY_MAX_PACKET_BYTES", 256 * 1024, 1024, 16 * 1024 * 1024),
+			// Room for messages.sync with 10,000 cursors.
+			maxPacketBytes: read.int("PARLEY_MAX_PACKET_BYTES", 1024 * 1024, 1024, 16 * 1024 * 1024),
 			historyMaxLimit: 200,
 			syncMaxLimit: read.int("PARLEY_SYNC_MAX_LIMIT", 5000, 100, 50_000),
 			searchMaxLimit: 50,
 			callsPerSecond: read.int("PARLEY_CALLS_PER_SECOND", 200, 1, 1_000_000),
 			callBurst: read.int("PARLEY_CALL_BURST", 400, 1, 1_000_000),
 		},
+		store: {
+			engine: read.oneOf("PARLEY_STORE", ["sqlite", "cassandra"], "sqlite") as Config["store"]["engine"],
+			cassandra: {
+				contactPoints: (read.string("PARLEY_CASSANDRA_CONTACT_POINTS") ?? "127.0.0.1:9042").split(",").map((s) => s.trim()),
+				localDataCenter: read.string("PARLEY_CASSANDRA_LOCAL_DC") ?? "datacenter1",
+				keyspace: read.identifier("PARLEY_CASSANDRA_KEYSPACE", "parley"),
+				replication: read.json("PARLEY_CASSANDRA_REPLICATION", { class: "SimpleStrategy", replication_factor: 1 }),
+			},
+		},
+		search: {
+			engine: read.oneOf("PARLEY_SEARCH", ["sqlite", "elasticsearch"], "sqlite") as Config["search"]["engine"],
+			elasticsearch: {
+				url: read.string("PARLEY_ELASTICSEARCH_URL") ?? "http://127.0.0.1:9200",
+				index: read.identifier("PARLEY_ELASTICSEARCH_INDEX", "parley-messages"),
+			},
+		},
 		receiptFlushMs: read.int("PARLEY_RECEIPT_FLUSH_MS", 20, 0, 10_000),
 		typingTtlMs: read.int("PARLEY_TYPING_TTL_MS", 6000, 100, 60_000),
 		metricsPort: read.int("PARLEY_METRICS_PORT", 0, 0, 65535),
 	};
+	// The SQLite index lives inside the SQLite store's transactions.
+	if (config.search.engine === "sqlite" && config.store.engine !== "sqlite") {
+		throw new ConfigError("PARLEY_SEARCH=sqlite needs PARLEY_STORE=sqlite; with Cassandra use PARLEY_SEARCH=elasticsearch");
+	}
 	// Worst case a character is 4 bytes of UTF-8; a text within its limit must never exceed the packet limit.
 	if (config.limits.maxPacketBytes < config.limits.maxTextLength * 4 + 4096) {
 		throw new ConfigError("PARLEY_MAX_PACKET_BYTES must be at least 4 x PARLEY_MAX_TEXT_LENGTH + 4096");
@@ -117,6 +152,24 @@ class EnvReader {
 			throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
 		}
 		return value;
+	}
+
+	identifier(name: string, fallback: string): string {
+		const value = this.string(name) ?? fallback;
+		if (!/^[a-z][a-z0-9_-]{0,47}$/.test(value)) throw new ConfigError(`${name} must be lower-case letters, digits, _ or -, got "${value}"`);
+		return value;
+	}
+
+	json<T extends object>(name: string, fallback: T): T {
+		const raw = this.string(name);
+		if (raw === undefined) return fallback;
+		try {
+			const value = JSON.parse(raw) as unknown;
+			if (value && typeof value === "object" && !Array.isArray(value)) return value as T;
+		} catch {
+			// reported below
+		}
+		throw new ConfigError(`${name} must be a JSON object, got "${raw}"`);
 	}
 
 	oneOf(name: string, allowed: string[], fallback: string): string {

@@ -17,6 +17,7 @@ export const notFound = (message: string, data?: unknown) => new ParleyError(mes
 export const invalid = (message: string, data?: unknown) => new ParleyError(message, 422, "VALIDATION_ERROR", data);
 export const conflict = (message: string, data?: unknown) => new ParleyError(message, 409, "CONFLICT", data);
 export const tooLarge = (message: string, data?: unknown) => new ParleyError(message, 413, "PAYLOAD_TOO_LARGE", data);
+export const unavailable = (message: string) => new ParleyError(message, 503, "UNAVAILABLE");
 export const rateLimited = (retryAfterMs: number) =>
 	new ParleyError("Too many calls, slow down", 429, "RATE_LIMITED", { retryAfterMs });
 
@@ -47,6 +48,9 @@ export function toWireError(err: unknown): WireError {
 	}
 	// HTTP body parser (moleculer-web) errors.
 	if (e?.type === "entity.parse.failed") return { name: "ValidationError", message: "The body is not valid JSON", code: 422, type: "VALIDATION_ERROR" };
+	if (e?.type === "encoding.unsupported" || e?.type === "charset.unsupported") {
+		return { name: "UnsupportedMediaTypeError", message: "Send the body as uncompressed UTF-8 JSON", code: 415, type: "UNSUPPORTED_MEDIA_TYPE" };
+	}
 	if (e?.type === "entity.too.large") return { name: "PayloadTooLargeError", message: "The body is too large", code: 413, type: "PAYLOAD_TOO_LARGE" };
 	if (e?.retryable || e?.name === "ServiceNotAvailableError" || code === 503 || code === 504) {
 		return { name: "UnavailableError", message: "Service temporarily unavailable, retry", code: 503, type: "UNAVAILABLE" };
@@ -57,5 +61,6 @@ export function toWireError(err: unknown): WireError {
 /** fastest-validator details without the echoed values (they may be huge). */
 function validationDetails(data: unknown): unknown {
 	if (!Array.isArray(data)) return undefined;
-	return data.map((d: { field?: string; type?: string; message?: string }) => ({ field: d.field, type: d.type, message: d.message }));
+	// A few are enough to fix a call; thousands would turn a small bad request into a large answer.
+	return data.slice(0, 20).map((d: { field?: string; type?: string; message?: string }) => ({ field: d.field, type: d.type, message: d.message }));
 }

@@ -1,6 +1,6 @@
 /**
- * Picks the storage, search and presence engines for the configured profile,
- * so services never branch on the engine. One instance of each per process.
+ * Picks the storage, search and presence engines from configuration, so
+ * services never branch on the engine.
  */
 import type { Config } from "../config";
 import type { PresenceRegistry } from "../lib/presence/presence-registry";
@@ -10,11 +10,26 @@ import { SqliteSearch } from "../lib/search/sqlite-search";
 import type { ChatStore } from "../lib/store/chat-store";
 import { SqliteStore } from "../lib/store/sqlite-store";
 
-export function createChatStore(config: Config): ChatStore {
-	return new SqliteStore(config.dataDir);
+/**
+ * A store for one service. `feedsSearch`: this instance appends messages, so with a
+ * search engine that must be fed it also records each append in the search outbox.
+ */
+export function createChatStore(config: Config, options: { feedsSearch?: boolean } = {}): ChatStore {
+	const feed = Boolean(options.feedsSearch) && config.search.engine !== "sqlite";
+	if (config.store.engine === "cassandra") {
+		// Loaded only when chosen, so the embedded profile starts without the drivers.
+		const { CassandraStore } = require("../lib/store/cassandra-store") as typeof import("../lib/store/cassandra-store");
+		const c = config.store.cassandra;
+		return new CassandraStore({ contactPoints: c.contactPoints, localDataCenter: c.localDataCenter, keyspace: c.keyspace, replication: c.replication, feedSearch: feed });
+	}
+	return new SqliteStore(config.dataDir, feed);
 }
 
 export function createSearchIndex(config: Config): SearchIndex {
+	if (config.search.engine === "elasticsearch") {
+		const { ElasticSearchIndex } = require("../lib/search/elastic-search") as typeof import("../lib/search/elastic-search");
+		return new ElasticSearchIndex({ node: config.search.elasticsearch.url, index: config.search.elasticsearch.index });
+	}
 	return new SqliteSearch(config.dataDir);
 }
 

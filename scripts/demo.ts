@@ -63,7 +63,7 @@ async function main(): Promise<void> {
 	step("buyer opens a conversation about a listing");
 	const conversation = await phone.client.call("conversations.open", { listingId: "bike-42", sellerId, listingTitle: "Blue city bike" });
 	const conversationId = conversation.id;
-	await seller.expect("sees the new conversation", "conversation", (c) => c.id === conversationId);
+	await laptop.expect("the buyer's laptop sees the new conversation", "conversation", (c) => c.id === conversationId);
 
 	step("buyer types, then sends from the phone");
 	await phone.client.call("typing.set", { conversationId, typing: true });

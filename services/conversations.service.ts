@@ -55,10 +55,11 @@ export default function conversationsService(config: Config): ServiceSchema {
 						sellerId,
 						now: Date.now(),
 					});
+					// The buyer's other devices learn of it now; the seller with its first message, so opening
+					// conversations cannot flood anyone's devices.
 					if (created) {
-						const summaries = new Map<string, ConversationSummary | null>();
-						for (const userId of [buyer.id, sellerId]) summaries.set(userId, await summaryFor(userId, id));
-						await fanout.eachUser([buyer.id, sellerId], "conversation.updated", (userId) => summaries.get(userId), ctx.meta.sessionId);
+						const summary = await summaryFor(buyer.id, id);
+						await fanout.toUsers([buyer.id], "conversation.updated", summary, ctx.meta.sessionId);
 					}
 					return conversationView(conversation, await store.members(id));
 				},

@@ -16,6 +16,7 @@ import { invalid, rateLimited, toWireError } from "../lib/errors";
 import type { Delivery } from "../lib/fanout";
 import type { SessionInfo } from "../lib/presence/presence-registry";
 import { TokenBuckets } from "../lib/rate-limiter";
+import { guardPackets } from "../lib/socket-guard";
 
 /** What a socket carries once its handshake is verified. */
 interface SessionData {
@@ -26,6 +27,13 @@ interface SessionData {
 type JsonHandler = (req: IncomingMessage & { $params?: Record<string, unknown> }, res: ServerResponse) => void;
 
 const DEVICE_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
+const MAX_UNREAD_BYTES = 8 * 1024 * 1024;
+
+/** Bytes written to this client's WebSocket that it has not read yet. */
+function unreadBytes(socket: Socket): number {
+	const transport = socket.conn.transport as unknown as { socket?: { bufferedAmount?: number } };
+	return transport.socket?.bufferedAmount ?? 0;
+}
 
 export default function gatewayService(config: Config): ServiceSchema {
 	const verifier = new TokenVerifier(config.auth, config.mode === "production");
@@ -41,6 +49,7 @@ export default function gatewayService(config: Config): ServiceSchema {
 
 	const routes: Record<string, JsonHandler> = {
 		"GET health": (_req, res) => sendJson(res, 200, { status: "ok" }),
+		"HEAD health": (_req, res) => sendJson(res, 200, { status: "ok" }),
 		"GET info": (_req, res) =>
 			sendJson(res, 200, {
 				protocol: PROTOCOL_VERSION,
@@ -115,15 +124,18 @@ export default function gatewayService(config: Config): ServiceSchema {
 				namespaces: {
 					"/": {
 						authorization: true,
+						packetMiddlewares: [guardPackets],
 						events: {
 							call: {
 								whitelist: [...SOCKET_ACTIONS],
-								onBeforeCall(_ctx: Context, socket: Socket, _action: string, params: unknown) {
+								onBeforeCall(_ctx: Context, socket: Socket) {
 									const data = socket.data as SessionData;
 									const wait = buckets.take(data.user.id);
 									if (wait > 0) throw rateLimited(wait);
-									if (params !== null && params !== undefined && (typeof params !== "object" || Array.isArray(params))) {
-										throw invalid("params must be an object");
+									// A client that does not read its socket must not make the server buffer answers for it.
+									if (unreadBytes(socket) > MAX_UNREAD_BYTES) {
+										socket.disconnect(true);
+										throw rateLimited(1000);
 									}
 								},
 							},

@@ -3,11 +3,12 @@
  * history and sync. The message path: gateway -> messages.send -> store (group
  * commit) -> fan-out to the members' session actors.
  */
-import type { Context, ServiceSchema } from "moleculer";
+import type { Context, Service, ServiceSchema } from "moleculer";
 import type { Message, ParamsOf, ReceiptUpdate, ResultOf } from "../contract";
 import type { Config } from "../config";
 import { invalid, tooLarge } from "../lib/errors";
 import { stripMarkers } from "../lib/search/highlight";
+import { SearchOutboxRelay } from "../lib/search/outbox-relay";
 import { newMessageId } from "../lib/ids";
 import type { AppendResult } from "../lib/store/chat-store";
 import { summaryView } from "../lib/summaries";
@@ -19,11 +20,15 @@ import { ID, SEQ, optionalLimit } from "../mixins/params";
 
 type Ctx<P> = Context<P, CallerMeta>;
 
+/** Characters of message text per sync page (about 2 MB of JSON at most). */
+const SYNC_PAGE_TEXT_BUDGET = 500_000;
+
 const CLIENT_MSG_ID = { type: "string", min: 1, max: 128, pattern: /^[A-Za-z0-9_.:-]+$/ } as const;
 
 export default function messagesService(config: Config): ServiceSchema {
-	const store = createChatStore(config);
+	const store = createChatStore(config, { feedsSearch: true });
 	const fanout = new Fanout();
+	let relay: SearchOutboxRelay | undefined;
 	const { maxTextLength, historyMaxLimit, syncMaxLimit } = config.limits;
 
 	/** Tells every other device of every member; each member's summary carries their own unread. */
@@ -44,6 +49,17 @@ export default function messagesService(config: Config): ServiceSchema {
 	return {
 		name: "messages",
 		mixins: [opensOnStart(store), withFanout(fanout)],
+
+		started(this: Service) {
+			const feed = store.searchFeed;
+			if (!feed) return;
+			relay = new SearchOutboxRelay(feed, (messages) => this.broker.call("search.index", { messages }), this.logger);
+			relay.start();
+		},
+
+		async stopped() {
+			await relay?.stop();
+		},
 
 		actions: {
 			send: {
@@ -95,6 +111,29 @@ export default function messagesService(config: Config): ServiceSchema {
 				},
 			},
 
+			/** Replays every stored message to the search index (after a reset); operators reach it via search.reindex. */
+			replayToSearch: {
+				visibility: "public",
+				timeout: 0,
+				async handler(ctx: Context): Promise<{ messages: number }> {
+					const feed = store.searchFeed;
+					if (!feed) return { messages: 0 };
+					let count = 0;
+					for (let ids = await feed.conversationIds(200); ids.length > 0; ids = await feed.conversationIds(200, ids[ids.length - 1])) {
+						for (const conversationId of ids) {
+							for (let after = 0; ; ) {
+								const page = await store.messagesAfter(conversationId, after, 500);
+								if (page.length === 0) break;
+								await ctx.call("search.index", { messages: page });
+								count += page.length;
+								after = page[page.length - 1]!.seq;
+							}
+						}
+					}
+					return { messages: count };
+				},
+			},
+
 			sync: {
 				visibility: "published",
 				params: {
@@ -106,6 +145,7 @@ export default function messagesService(config: Config): ServiceSchema {
 					const cursors = ctx.params.cursors;
 					if (Object.keys(cursors).length > 10_000) throw invalid("at most 10000 cursors", { field: "cursors" });
 					let remaining = ctx.params.limit ?? 1000;
+					let textBudget = SYNC_PAGE_TEXT_BUDGET;
 					const memberships = await ctx.call<{ conversationId: string; lastSeq: number }[], { userId: string }>(
 						"conversations.memberships",
 						{ userId: user.id },
@@ -126,7 +166,15 @@ export default function messagesService(config: Config): ServiceSchema {
 							more = true;
 							continue;
 						}
-						const batch = await store.messagesAfter(conversationId, cursor, remaining);
+						const fetched = await store.messagesAfter(conversationId, cursor, remaining);
+						// A page also stops at a text budget, so one call cannot make a huge answer.
+						const batch: Message[] = [];
+						for (const m of fetched) {
+							if (messages.length + batch.length > 0 && textBudget < m.text.length) break;
+							textBudget -= m.text.length;
+							batch.push(m);
+						}
+						if (batch.length < fetched.length) remaining = batch.length;
 						messages.push(...batch);
 						remaining -= batch.length;
 						const reached = batch.length > 0 ? batch[batch.length - 1]!.seq : cursor;

@@ -1,8 +1,10 @@
 /** search: full-text search over the caller's own conversations only. */
 import type { Context, ServiceSchema } from "moleculer";
-import type { ParamsOf, ResultOf } from "../contract";
+import type { Message, ParamsOf, ResultOf } from "../contract";
+import { unavailable } from "../lib/errors";
+import { isFed, type SelfMaintainedSearchIndex } from "../lib/search/search-index";
 import type { Config } from "../config";
-import { callerOf, requireMember, type CallerMeta } from "../mixins/caller";
+import { callerOf, requireMember, type CallerMeta, type MemberRef } from "../mixins/caller";
 import { createSearchIndex } from "../mixins/engines";
 import { opensOnStart } from "../mixins/lifecycle.mixin";
 import { ID, optionalLimit } from "../mixins/params";
@@ -15,6 +17,37 @@ export default function searchService(config: Config): ServiceSchema {
 		mixins: [opensOnStart(index)],
 
 		actions: {
+			/** Feeds an index that needs it (Elasticsearch), with the members who may find each message. */
+			index: {
+				visibility: "public",
+				params: { messages: { type: "array", items: "object" } },
+				async handler(ctx: Context<{ messages: Message[] }>): Promise<void> {
+					if (!isFed(index)) return;
+					const membersOf = new Map<string, string[]>();
+					for (const m of ctx.params.messages) {
+						if (membersOf.has(m.conversationId)) continue;
+						const members = await ctx.call<MemberRef[], { conversationId: string }>("conversations.members", { conversationId: m.conversationId });
+						membersOf.set(m.conversationId, members.map((x) => x.userId));
+					}
+					await index.index(ctx.params.messages.map((message) => ({ message, memberIds: membersOf.get(message.conversationId) ?? [] })));
+				},
+			},
+
+			/** Operator command (REPL: `call search.reindex`): rebuilds the index from the store. */
+			reindex: {
+				visibility: "public",
+				timeout: 0,
+				async handler(ctx: Context): Promise<{ engine: string; messages?: number }> {
+					if (!isFed(index)) {
+						await (index as SelfMaintainedSearchIndex).rebuild();
+						return { engine: index.engine };
+					}
+					await index.reset();
+					const { messages } = await ctx.call<{ messages: number }>("messages.replayToSearch");
+					return { engine: index.engine, messages };
+				},
+			},
+
 			messages: {
 				visibility: "published",
 				params: {
@@ -32,8 +65,12 @@ export default function searchService(config: Config): ServiceSchema {
 						const memberships = await ctx.call<{ conversationId: string }[], { userId: string }>("conversations.memberships", { userId: user.id });
 						conversationIds = memberships.map((m) => m.conversationId);
 					}
-					const hits = await index.search({ text: ctx.params.q, conversationIds, limit: ctx.params.limit ?? 20 });
-					return { hits };
+					try {
+						return { hits: await index.search({ text: ctx.params.q, conversationIds, limit: ctx.params.limit ?? 20 }) };
+					} catch (err) {
+						this.logger.warn("search engine failed:", (err as Error).message);
+						throw unavailable("Search is temporarily unavailable, retry shortly");
+					}
 				},
 			},
 		},

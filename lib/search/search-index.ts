@@ -3,7 +3,7 @@
  * caller belongs to. One implementation per engine (SQLite FTS5 embedded,
  * Elasticsearch in production), all passing the same behavioural tests.
  */
-import type { SearchHit } from "../../contract";
+import type { Message, SearchHit } from "../../contract";
 
 export interface SearchQuery {
 	text: string;
@@ -17,4 +17,28 @@ export interface SearchIndex {
 	open(): Promise<void>;
 	close(): Promise<void>;
 	search(query: SearchQuery): Promise<SearchHit[]>;
+}
+
+/** A message as the indexer hands it over, with the members allowed to find it. */
+export interface IndexableMessage {
+	message: Message;
+	memberIds: string[];
+}
+
+/** An index fed from the store's outbox (Elasticsearch); idempotent by message id. */
+export interface FedSearchIndex extends SearchIndex {
+	index(docs: IndexableMessage[]): Promise<void>;
+	remove(messageIds: string[]): Promise<void>;
+	/** Drops and recreates the index (before a full reindex). */
+	reset(): Promise<void>;
+}
+
+/** An index the store keeps itself, in the same transaction (SQLite FTS5). */
+export interface SelfMaintainedSearchIndex extends SearchIndex {
+	/** Rebuilds the index from the store's messages. */
+	rebuild(): Promise<void>;
+}
+
+export function isFed(index: SearchIndex): index is FedSearchIndex {
+	return typeof (index as Partial<FedSearchIndex>).index === "function";
 }

@@ -9,7 +9,7 @@ import type { SearchHit } from "../../contract";
 import { acquireDatabase, releaseDatabase } from "../sqlite/database";
 import { STORE_SCHEMA, rowToMessage } from "../store/sqlite-store";
 import { MARK_CLOSE, MARK_OPEN, markedToHtml, queryTerms } from "./highlight";
-import type { SearchIndex, SearchQuery } from "./search-index";
+import type { SearchQuery, SelfMaintainedSearchIndex } from "./search-index";
 
 const SCHEMA = `
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
@@ -27,7 +27,7 @@ CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON message
 END;
 `;
 
-export class SqliteSearch implements SearchIndex {
+export class SqliteSearch implements SelfMaintainedSearchIndex {
 	readonly engine = "sqlite-fts5";
 	private db!: Database.Database;
 	private query!: Database.Statement;
@@ -52,6 +52,10 @@ export class SqliteSearch implements SearchIndex {
 
 	async close(): Promise<void> {
 		if (this.db) releaseDatabase(this.db);
+	}
+
+	async rebuild(): Promise<void> {
+		this.db.exec(`INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')`);
 	}
 
 	async search(q: SearchQuery): Promise<SearchHit[]> {

@@ -90,8 +90,23 @@ export interface InboxPage {
 	next?: string;
 }
 
+/**
+ * A transactional outbox for a search engine that must be fed (Elasticsearch):
+ * every append also records the message here, in the same write, so an index
+ * outage delays search results but never loses them.
+ */
+export interface SearchFeed {
+	/** Messages not yet confirmed by the index, oldest first. */
+	backlog(limit: number): Promise<{ key: string; message: Message }[]>;
+	confirm(keys: string[]): Promise<void>;
+	/** Every conversation id, in pages (for a full reindex). */
+	conversationIds(limit: number, after?: string): Promise<string[]>;
+}
+
 export interface ChatStore {
 	readonly engine: string;
+	/** Present when the store was opened for a search engine that must be fed. */
+	readonly searchFeed?: SearchFeed;
 	open(): Promise<void>;
 	close(): Promise<void>;
 
@@ -107,7 +122,10 @@ export interface ChatStore {
 	inboxEntry(userId: string, conversationId: string): Promise<InboxEntry | null>;
 	/** Every conversation the user is a member of, with its last seq (for sync). */
 	memberships(userId: string): Promise<{ conversationId: string; lastSeq: number }[]>;
-	/** Users who share at least one conversation with the user (for presence). */
+	/**
+	 * Users who have exchanged messages with the user (both sent at least one in a shared
+	 * conversation): they may see each other's presence. Opening a conversation is not enough.
+	 */
 	contactsOf(userId: string, limit: number): Promise<string[]>;
 
 	/**

@@ -20,11 +20,13 @@ import type {
 	InboxPage,
 	MemberRecord,
 	OpenConversation,
+	SearchFeed,
 	WatermarkResult,
 	WatermarkUpdate,
 } from "./chat-store";
 
 export const STORE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS search_outbox (key INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS conversations (
@@ -144,7 +146,15 @@ export class SqliteStore implements ChatStore {
 	private sql!: ReturnType<SqliteStore["prepare"]>;
 	private appends!: Batcher<AppendRequest, AppendResult>;
 
-	constructor(private readonly dataDir: string) {}
+	readonly searchFeed?: SearchFeed;
+
+	/** `feedSearch`: record every append in the search outbox (for an index that must be fed). */
+	constructor(
+		private readonly dataDir: string,
+		private readonly feedSearch = false,
+	) {
+		if (feedSearch) this.searchFeed = this.outbox();
+	}
 
 	async open(): Promise<void> {
 		this.db = acquireDatabase(this.dataDir);
@@ -185,7 +195,7 @@ export class SqliteStore implements ChatStore {
 			),
 			contacts: db.prepare<[string, string, number], { user_id: string }>(
 				`SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.conversation_id = m.conversation_id
-				 WHERE m.user_id = ? AND o.user_id <> ? LIMIT ?`,
+				 WHERE m.user_id = ? AND o.user_id <> ? AND m.sent_count > 0 AND o.sent_count > 0 LIMIT ?`,
 			),
 			messageByClientId: db.prepare<[string, string], MessageRow>(`SELECT * FROM messages WHERE sender_id = ? AND client_msg_id = ?`),
 			messageBySeq: db.prepare<[string, number], MessageRow>(`SELECT * FROM messages WHERE conversation_id = ? AND seq = ?`),
@@ -200,6 +210,7 @@ export class SqliteStore implements ChatStore {
 			touchMembers: db.prepare<[number, string, string], MemberRow>(
 				`UPDATE members SET last_activity_at = ?, sent_count = sent_count + (user_id = ?) WHERE conversation_id = ? RETURNING *`,
 			),
+			toOutbox: db.prepare(`INSERT INTO search_outbox (message_id) VALUES (?)`),
 			newest: db.prepare<[string, number], MessageRow>(`SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?`),
 			before: db.prepare<[string, number, number], MessageRow>(
 				`SELECT * FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
@@ -303,6 +314,7 @@ export class SqliteStore implements ChatStore {
 		this.sql.insertMessage.run(
 			req.id, req.conversationId, bumped.last_seq, req.senderId, req.clientMsgId, req.type, req.text, attachments, req.now,
 		);
+		if (this.feedSearch) this.sql.toOutbox.run(req.id);
 		const members = this.sql.touchMembers.all(req.now, req.senderId, req.conversationId).sort(byRole).map(toMember);
 		return {
 			message: rowToMessage({
@@ -319,6 +331,23 @@ export class SqliteStore implements ChatStore {
 			duplicate: false,
 			conversation: toConversation(bumped),
 			members,
+		};
+	}
+
+	private outbox(): SearchFeed {
+		return {
+			backlog: async (limit) => {
+				const rows = this.db
+					.prepare(`SELECT o.key AS outbox_key, m.* FROM search_outbox o JOIN messages m ON m.id = o.message_id ORDER BY o.key LIMIT ?`)
+					.all(limit) as (MessageRow & { outbox_key: number })[];
+				return rows.map((r) => ({ key: String(r.outbox_key), message: rowToMessage(r) }));
+			},
+			confirm: async (keys) => {
+				const remove = this.db.prepare(`DELETE FROM search_outbox WHERE key = ?`);
+				this.db.transaction(() => keys.forEach((k) => remove.run(Number(k))))();
+			},
+			conversationIds: async (limit, after) =>
+				(this.db.prepare(`SELECT id FROM conversations WHERE id > ? ORDER BY id LIMIT ?`).all(after ?? "", limit) as { id: string }[]).map((r) => r.id),
 		};
 	}
 

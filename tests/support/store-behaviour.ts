@@ -123,12 +123,18 @@ export function storeBehaviour(engine: string, create: () => Promise<ChatStore>)
 			assert.equal(page1.entries[0]?.lastMessage?.clientMsgId, "i4");
 		});
 
-		it("memberships and contacts are the user's own", async () => {
-			await open("c-user", "c-seller-a", "x");
-			await open("c-user", "c-seller-b", "y");
-			assert.equal((await store.memberships("c-user")).length, 2);
+		it("memberships are the user's own; contacts are people who exchanged messages", async () => {
+			const a = await open("c-user", "c-seller-a", "x");
+			const b = await open("c-user", "c-seller-b", "y");
+			await open("c-user", "c-seller-silent", "z");
+			for (const [conversation, seller] of [[a, "c-seller-a"], [b, "c-seller-b"]] as const) {
+				await store.appendMessage(send(conversation.conversation.id, "c-user", `hi-${seller}`));
+				await store.appendMessage(send(conversation.conversation.id, seller, `re-${seller}`));
+			}
+			assert.equal((await store.memberships("c-user")).length, 3);
 			assert.deepEqual((await store.contactsOf("c-user", 10)).sort(), ["c-seller-a", "c-seller-b"]);
 			assert.deepEqual(await store.contactsOf("c-seller-a", 10), ["c-user"]);
+			assert.deepEqual(await store.contactsOf("c-seller-silent", 10), [], "opening a conversation alone shares no presence");
 		});
 	});
 }

@@ -1,0 +1,331 @@
+/**
+ * SearchIndex on Elasticsearch (cluster profile). Documents are written by an
+ * indexer (at least once, so index() and remove() are idempotent by message id)
+ * and searched with a server-side filter on the caller's conversations.
+ *
+ * The server we test against ships without analysis-common (no asciifolding,
+ * no edge_ngram, only the built-in analyzers), so the application does the
+ * language work: it splits and folds words exactly like the query side does and
+ * indexes them in `text_folded` with the `whitespace` analyzer. Elasticsearch
+ * then only matches terms, and the highlight is computed here on the original
+ * text from the same words, so the two can never disagree.
+ */
+import { Client, type estypes } from "@elastic/elasticsearch";
+import type { Message, SearchHit } from "../../contract";
+import { MARK_CLOSE, MARK_OPEN, markedToHtml, queryTerms, stripMarkers } from "./highlight";
+import type { FedSearchIndex, IndexableMessage, SearchQuery } from "./search-index";
+
+export interface ElasticSearchOptions {
+	/** e.g. http://127.0.0.1:9200 */
+	node: string;
+	/** Name of the index that holds the messages. */
+	index: string;
+	/**
+	 * When index() and remove() resolve. "wait_for" (default): once the change is visible to
+	 * searches, so an indexer that acks after index() means "searchable", without forcing extra
+	 * refreshes (it rides the 1 s refresh). true forces a refresh per call (tests); false returns
+	 * as soon as the change is durable in the translog (bulk loads, then refreshNow()).
+	 */
+	refresh?: boolean | "wait_for";
+	/** 0 on a single node (a replica could never be placed and health would stay yellow). */
+	replicas?: number;
+	requestTimeoutMs?: number;
+}
+
+/** Bump when the mapping or the folding changes: open() then refuses the old index until a reindex. */
+const SCHEMA_VERSION = 1;
+
+interface MessageDocument {
+	id: string;
+	conversationId: string;
+	seq: number;
+	senderId: string;
+	clientMsgId: string;
+	type: Message["type"];
+	text: string;
+	attachments: unknown[];
+	createdAt: string;
+	memberIds: string[];
+	/** The searchable form of text: folded words separated by spaces. */
+	text_folded: string;
+}
+
+const MAPPINGS: estypes.MappingTypeMapping = {
+	dynamic: "strict",
+	_meta: { schemaVersion: SCHEMA_VERSION },
+	properties: {
+		id: { type: "keyword" },
+		conversationId: { type: "keyword" },
+		seq: { type: "long" },
+		senderId: { type: "keyword" },
+		clientMsgId: { type: "keyword", index: false },
+		type: { type: "keyword" },
+		// Kept for rebuilding the Message and for the highlight; searches go to text_folded.
+		text: { type: "text", index: false },
+		attachments: { type: "object", enabled: false },
+		createdAt: { type: "date" },
+		memberIds: { type: "keyword" },
+		text_folded: {
+			type: "text",
+			// Words are already split and folded here, so whitespace is the whole analysis.
+			analyzer: "whitespace",
+			// Short prefixes ("a", "ib") become term lookups instead of scanning the term dictionary.
+			index_prefixes: { min_chars: 1, max_chars: 5 },
+		},
+	},
+};
+
+// ---------------------------------------------------------------- words and folding
+
+/** A word is a run of letters, marks and digits: the same rule queryTerms applies to queries. */
+const WORD = /[\p{L}\p{M}\p{N}]+/gu;
+/** Diacritics are dropped from Latin letters only, like FTS5's remove_diacritics; elsewhere marks are spelling. */
+const LATIN_DIACRITICS = /(\p{Script=Latin})\p{M}+/gu;
+/** Latin letters that carry their stroke inside the code point, so NFKD cannot strip it. */
+const UNDECOMPOSABLE: Record<string, string> = { "ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "ß": "ss", "æ": "ae", "œ": "oe", "þ": "th" };
+const UNDECOMPOSABLE_CHARS = /[øłđħıßæœþ]/g;
+
+/**
+ * The comparable forms of one word: lower-cased, compatibility-decomposed ("ﬁ" -> "fi"),
+ * Latin diacritics removed ("Café" -> "cafe"). Decomposition can split a word ("¼" -> "1⁄4"),
+ * hence a list.
+ */
+export function foldWord(word: string): string[] {
+	const folded = word
+		.toLowerCase()
+		.normalize("NFKD")
+		.replace(LATIN_DIACRITICS, "$1")
+		.normalize("NFC")
+		.replace(UNDECOMPOSABLE_CHARS, (c) => UNDECOMPOSABLE[c]!);
+	return folded.match(WORD) ?? [];
+}
+
+/** The folded words of a query: the user's text is only ever split into words, never parsed as syntax. */
+export function foldedQueryTerms(text: string): string[] {
+	return queryTerms(text).flatMap(foldWord);
+}
+
+interface WordSpan {
+	start: number;
+	end: number;
+	folded: string[];
+}
+
+function wordSpans(text: string): WordSpan[] {
+	return [...text.matchAll(WORD)].map((m) => ({ start: m.index!, end: m.index! + m[0].length, folded: foldWord(m[0]) }));
+}
+
+export function foldedText(text: string): string {
+	return wordSpans(text).flatMap((w) => w.folded).join(" ");
+}
+
+// ---------------------------------------------------------------- highlight
+
+/** As long as the SQLite engine's snippet: short messages whole, long ones cut around the matches. */
+const SNIPPET_WORDS = 16;
+const ELLIPSIS = "…";
+
+/** Mirrors the query: every word but the last must match exactly, the last also as a prefix. */
+function wordMatches(word: WordSpan, terms: string[]): boolean {
+	const last = terms[terms.length - 1];
+	return last !== undefined && word.folded.some((f) => f.startsWith(last) || terms.includes(f));
+}
+
+/** First word of the snippet: the matches that fit in one snippet from the first one, centred like FTS5's snippet(). */
+function snippetStart(matched: boolean[]): number {
+	const first = Math.max(0, matched.indexOf(true));
+	let last = first;
+	for (let i = first; i < Math.min(matched.length, first + SNIPPET_WORDS); i++) if (matched[i]) last = i;
+	const lead = Math.floor((SNIPPET_WORDS - (last - first + 1)) / 2);
+	return Math.max(0, Math.min(first - lead, matched.length - SNIPPET_WORDS));
+}
+
+/** HTML-safe snippet of text with the matching words in <mark>, built like the SQLite engine's. */
+export function highlight(original: string, terms: string[]): string {
+	const text = stripMarkers(original);
+	const words = wordSpans(text);
+	const matched = words.map((w) => wordMatches(w, terms));
+	const from = snippetStart(matched);
+	const to = Math.min(words.length, from + SNIPPET_WORDS);
+	let marked = from > 0 ? ELLIPSIS : "";
+	let cursor = from > 0 ? words[from]!.start : 0;
+	for (let i = from; i < to; i++) {
+		const word = words[i]!;
+		marked += text.slice(cursor, word.start);
+		const slice = text.slice(word.start, word.end);
+		marked += matched[i] ? `${MARK_OPEN}${slice}${MARK_CLOSE}` : slice;
+		cursor = word.end;
+	}
+	marked += to < words.length ? ELLIPSIS : text.slice(cursor);
+	return markedToHtml(marked);
+}
+
+// ---------------------------------------------------------------- documents and queries
+
+function toDocument({ message, memberIds }: IndexableMessage): MessageDocument {
+	return {
+		id: message.id,
+		conversationId: message.conversationId,
+		seq: message.seq,
+		senderId: message.senderId,
+		clientMsgId: message.clientMsgId,
+		type: message.type,
+		text: message.text,
+		attachments: message.attachments,
+		createdAt: message.createdAt,
+		memberIds,
+		text_folded: foldedText(message.text),
+	};
+}
+
+function toMessage(doc: MessageDocument): Message {
+	return {
+		id: doc.id,
+		conversationId: doc.conversationId,
+		seq: doc.seq,
+		senderId: doc.senderId,
+		clientMsgId: doc.clientMsgId,
+		type: doc.type,
+		text: doc.text,
+		attachments: doc.attachments,
+		createdAt: doc.createdAt,
+	};
+}
+
+/** Every term must match; the last also as a prefix, with a whole-word match ranked higher. */
+function matchAllTerms(terms: string[], conversationIds: string[]): estypes.QueryDslQueryContainer {
+	const exact = terms.slice(0, -1).map((value): estypes.QueryDslQueryContainer => ({ term: { text_folded: { value } } }));
+	const last = terms[terms.length - 1]!;
+	const typing: estypes.QueryDslQueryContainer = {
+		bool: {
+			should: [{ term: { text_folded: { value: last, boost: 2 } } }, { prefix: { text_folded: { value: last } } }],
+			minimum_should_match: 1,
+		},
+	};
+	// A filter clause: the permission scope is applied by the engine, before ranking and the limit.
+	return { bool: { must: [...exact, typing], filter: [{ terms: { conversationId: conversationIds } }] } };
+}
+
+/** Bulk answers 200 even when items failed: turn failed items into a rejection so the caller retries. */
+function throwOnFailedItems(response: estypes.BulkResponse, action: string, harmless: (status: number) => boolean = () => false): void {
+	if (!response.errors) return;
+	const failed = response.items
+		.map((item) => Object.values(item)[0]!)
+		.filter((result) => result.error && !harmless(result.status));
+	if (failed.length === 0) return;
+	const first = failed[0]!;
+	throw new Error(`elasticsearch ${action}: ${failed.length} of ${response.items.length} failed, e.g. ${first._id}: ${first.error?.type}: ${first.error?.reason}`);
+}
+
+// ---------------------------------------------------------------- the index
+
+export class ElasticSearchIndex implements FedSearchIndex {
+	readonly engine = "elasticsearch";
+	private client: Client | null = null;
+
+	constructor(private readonly options: ElasticSearchOptions) {}
+
+	private get es(): Client {
+		if (!this.client) throw new Error("ElasticSearchIndex is not open");
+		return this.client;
+	}
+
+	/** Creates the index if it is missing and waits until it can serve; safe to call again. */
+	async open(): Promise<void> {
+		this.client ??= new Client({ node: this.options.node, requestTimeout: this.options.requestTimeoutMs ?? 30_000 });
+		await this.waitForHealth();
+		if (await this.es.indices.exists({ index: this.options.index })) await this.checkSchema();
+		else await this.createIndex();
+		await this.waitForHealth(this.options.index);
+	}
+
+	async close(): Promise<void> {
+		await this.client?.close();
+		this.client = null;
+	}
+
+	/** Writes the messages; a message already indexed is replaced, so retries are harmless. Rejects if any item failed. */
+	async index(docs: IndexableMessage[]): Promise<void> {
+		if (docs.length === 0) return;
+		const operations = docs.flatMap((doc) => [{ index: { _index: this.options.index, _id: doc.message.id } }, toDocument(doc)]);
+		const response = await this.es.bulk({ operations, refresh: this.refreshPolicy });
+		throwOnFailedItems(response, "index");
+	}
+
+	/** Makes the messages unsearchable; ids that are not indexed are fine (at-least-once delivery). */
+	async remove(messageIds: string[]): Promise<void> {
+		if (messageIds.length === 0) return;
+		const operations = messageIds.map((id) => ({ delete: { _index: this.options.index, _id: id } }));
+		const response = await this.es.bulk({ operations, refresh: this.refreshPolicy });
+		throwOnFailedItems(response, "remove", (status) => status === 404);
+	}
+
+	/** Drops every document and recreates the index empty, with the current mapping (for a full reindex). */
+	async reset(): Promise<void> {
+		await this.es.indices.delete({ index: this.options.index }, { ignore: [404] });
+		await this.createIndex();
+		await this.waitForHealth(this.options.index);
+	}
+
+	/** Makes everything written so far searchable (after bulk loads with refresh: false). */
+	async refreshNow(): Promise<void> {
+		await this.es.indices.refresh({ index: this.options.index });
+	}
+
+	async search(q: SearchQuery): Promise<SearchHit[]> {
+		const terms = foldedQueryTerms(q.text);
+		if (terms.length === 0 || q.conversationIds.length === 0 || q.limit <= 0) return [];
+		const response = await this.es.search<MessageDocument>({
+			index: this.options.index,
+			size: q.limit,
+			query: matchAllTerms(terms, q.conversationIds),
+			sort: [{ _score: { order: "desc" } }, { createdAt: { order: "desc" } }],
+			_source_excludes: ["text_folded", "memberIds"],
+			track_total_hits: false,
+		});
+		return response.hits.hits.map((hit) => {
+			const message = toMessage(hit._source!);
+			return { message, highlight: highlight(message.text, terms) };
+		});
+	}
+
+	private get refreshPolicy(): boolean | "wait_for" {
+		return this.options.refresh ?? "wait_for";
+	}
+
+	private async createIndex(): Promise<void> {
+		const settings: estypes.IndicesIndexSettings = {
+			number_of_shards: 1,
+			number_of_replicas: this.options.replicas ?? 0,
+			// Explicit, so a search-idle shard still refreshes and "wait_for" stays bounded by ~1 s.
+			refresh_interval: "1s",
+		};
+		try {
+			await this.es.indices.create({ index: this.options.index, settings, mappings: MAPPINGS });
+		} catch (err) {
+			// Another node opening at the same moment created it: that is the idempotent outcome.
+			if (errorType(err) !== "resource_already_exists_exception") throw err;
+		}
+	}
+
+	private async checkSchema(): Promise<void> {
+		const mappings = await this.es.indices.getMapping({ index: this.options.index });
+		for (const [name, { mappings: mapping }] of Object.entries(mappings)) {
+			const version = mapping._meta?.["schemaVersion"];
+			if (version !== SCHEMA_VERSION) {
+				throw new Error(`elasticsearch index ${name} has schema ${String(version)}, this code needs ${SCHEMA_VERSION}: reindex it`);
+			}
+		}
+	}
+
+	/** Uses cluster health: this server has no root endpoint, so the client's ping() and info() fail. */
+	private async waitForHealth(index?: string): Promise<void> {
+		const health = await this.es.cluster.health({ index, wait_for_status: "yellow", timeout: "30s" });
+		if (health.timed_out) throw new Error(`elasticsearch ${index ?? "cluster"} not ready: health ${health.status}`);
+	}
+}
+
+function errorType(err: unknown): string | undefined {
+	const body = (err as { meta?: { body?: { error?: { type?: string } } } }).meta?.body;
+	return body?.error?.type;
+}

@@ -1,0 +1,324 @@
+/**
+ * CassandraStore against a real Cassandra: the shared behaviour suite plus what
+ * only this engine can get wrong (a node restart under load, message buckets,
+ * the per-conversation sequencer and its fence).
+ *
+ *   bash scripts/engines.sh start cassandra
+ *   node --import tsx --test tests/engines/cassandra-store.test.ts
+ *
+ * Reads PARLEY_CASSANDRA_CONTACT_POINTS (default 127.0.0.1:9042) and
+ * PARLEY_CASSANDRA_LOCAL_DC (default datacenter1). Each run uses a fresh
+ * keyspace and drops it at the end. Without a reachable Cassandra the file
+ * fails when CI=true and skips loudly otherwise.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { after, describe, it, test } from "node:test";
+import { promisify } from "node:util";
+import { Client } from "cassandra-driver";
+import type { Message } from "../../contract";
+import { conversationIdFor, newMessageId } from "../../lib/ids";
+import { CassandraStore, type CassandraStoreOptions } from "../../lib/store/cassandra-store";
+import type { AppendRequest, AppendResult, ChatStore } from "../../lib/store/chat-store";
+import { unreadCount } from "../../lib/unread";
+import { storeBehaviour } from "../support/store-behaviour";
+
+const contactPoints = (process.env.PARLEY_CASSANDRA_CONTACT_POINTS ?? "127.0.0.1:9042").split(",").map((s) => s.trim());
+const localDataCenter = process.env.PARLEY_CASSANDRA_LOCAL_DC ?? "datacenter1";
+const keyspace = `parley_test_${randomBytes(5).toString("hex")}`;
+const ENGINES_SCRIPT = path.resolve(__dirname, "../../scripts/engines.sh");
+
+const storeOptions = (extra: Partial<CassandraStoreOptions> = {}): CassandraStoreOptions => ({
+	contactPoints,
+	localDataCenter,
+	keyspace,
+	replication: { class: "SimpleStrategy", replication_factor: 1 },
+	...extra,
+});
+
+const adminClient = () => new Client({ contactPoints, localDataCenter, socketOptions: { connectTimeout: 3000 } });
+
+/** null when Cassandra answers, else why not. */
+async function unreachableReason(): Promise<string | null> {
+	const client = adminClient();
+	try {
+		await client.connect();
+		await client.execute("SELECT release_version FROM system.local");
+		return null;
+	} catch (err) {
+		return (err as Error).message;
+	} finally {
+		await client.shutdown().catch(() => undefined);
+	}
+}
+
+async function dropKeyspace(): Promise<void> {
+	const client = adminClient();
+	try {
+		await client.connect();
+		await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
+	} finally {
+		await client.shutdown();
+	}
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+let nextListing = 0;
+async function openConversation(store: ChatStore, buyerId: string, sellerId: string) {
+	const listingId = `listing-${++nextListing}`;
+	const id = conversationIdFor("cassandra-test", buyerId, sellerId, listingId);
+	return (await store.openConversation({ id, listingId, listingTitle: null, buyerId, sellerId, now: Date.now() })).conversation;
+}
+
+const request = (conversationId: string, senderId: string, clientMsgId: string): AppendRequest => ({
+	id: newMessageId(),
+	conversationId,
+	senderId,
+	clientMsgId,
+	type: "text",
+	text: `text of ${clientMsgId}`,
+	attachments: [],
+	now: Date.now(),
+});
+
+/** What a client does: resend with the same clientMsgId until the ack comes. */
+async function sendUntilAcked(store: ChatStore, conversationId: string, senderId: string, clientMsgId: string): Promise<{ result: AppendResult; attempts: number }> {
+	for (let attempts = 1; ; attempts++) {
+		try {
+			return { result: await store.appendMessage(request(conversationId, senderId, clientMsgId)), attempts };
+		} catch (err) {
+			if (attempts >= 200) throw err;
+			await sleep(100);
+		}
+	}
+}
+
+const seqs = (messages: Message[]) => messages.map((m) => m.seq);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** Every message stored once, in seq order 1..N with no gap, and each acked one exactly as acked. */
+async function assertStoredExactlyOnce(store: ChatStore, conversationId: string, acked: Map<string, Message>): Promise<void> {
+	const stored = await store.messagesAfter(conversationId, 0, 1_000_000);
+	assert.deepEqual(seqs(stored), range(1, stored.length), "seq is dense");
+	assert.equal(new Set(stored.map((m) => `${m.senderId}/${m.clientMsgId}`)).size, stored.length, "no (sender, clientMsgId) twice");
+	assert.equal(stored.length, acked.size, "nothing stored that was not acked, nothing acked that was not stored");
+	const byClientId = new Map(stored.map((m) => [m.clientMsgId, m]));
+	for (const [clientMsgId, message] of acked) assert.deepEqual(byClientId.get(clientMsgId), message, `acked ${clientMsgId} stored as acked`);
+	assert.equal((await store.getConversation(conversationId))?.lastSeq, stored.length);
+}
+
+function cassandraEngineTests(): void {
+	describe("Cassandra engine specifics", () => {
+		const stores: CassandraStore[] = [];
+		const openStore = async (extra: Partial<CassandraStoreOptions> = {}) => {
+			const store = new CassandraStore(storeOptions(extra));
+			await store.open();
+			stores.push(store);
+			return store;
+		};
+		after(async () => {
+			await Promise.all(stores.map((s) => s.close()));
+		});
+
+		it("20 concurrent appends to one conversation, each sent twice at once and again later, give seq 1..20 once each", async () => {
+			const store = await openStore();
+			const conversation = await openConversation(store, "dup-b", "dup-s");
+			const clientIds = range(1, 20).map((i) => `c20-${i}`);
+			const sender = (i: number) => (i % 2 ? "dup-b" : "dup-s");
+			const firstWave = await Promise.all(
+				[...clientIds, ...clientIds].map((cid, i) => store.appendMessage(request(conversation.id, sender(i % 20), cid))),
+			);
+			const originals = firstWave.filter((r) => !r.duplicate);
+			assert.deepEqual(seqs(originals.map((r) => r.message)).sort((a, b) => a - b), range(1, 20));
+			const original = new Map(originals.map((r) => [r.message.clientMsgId, r.message]));
+			for (const r of firstWave.filter((x) => x.duplicate)) assert.deepEqual(r.message, original.get(r.message.clientMsgId));
+
+			const retries = await Promise.all(clientIds.map((cid, i) => store.appendMessage(request(conversation.id, sender(i), cid))));
+			assert.ok(retries.every((r) => r.duplicate));
+			for (const r of retries) assert.deepEqual(r.message, original.get(r.message.clientMsgId));
+			await assertStoredExactlyOnce(store, conversation.id, original);
+			const members = await store.members(conversation.id);
+			assert.deepEqual(members.map((m) => m.sentCount), [10, 10]);
+		});
+
+		it("a conversation of more than 1000 messages crosses buckets and every read returns exact ranges", async () => {
+			const store = await openStore();
+			const conversation = await openConversation(store, "bk-b", "bk-s");
+			const total = 2105;
+			for (let from = 1; from <= total; from += 250) {
+				const wave = range(from, Math.min(total, from + 249));
+				await Promise.all(wave.map((i) => store.appendMessage(request(conversation.id, i % 3 === 0 ? "bk-s" : "bk-b", `bk-${i}`))));
+			}
+			const all = await store.messagesAfter(conversation.id, 0, 10_000);
+			assert.deepEqual(seqs(all), range(1, total));
+			const cases: [string, Promise<Message[]>, number[]][] = [
+				["after 990, 20", store.messagesAfter(conversation.id, 990, 20), range(991, 1010)],
+				["after 999, 2", store.messagesAfter(conversation.id, 999, 2), [1000, 1001]],
+				["after 1000, 1", store.messagesAfter(conversation.id, 1000, 1), [1001]],
+				["after 100, 1500", store.messagesAfter(conversation.id, 100, 1500), range(101, 1600)],
+				["after 1995, 2000", store.messagesAfter(conversation.id, 1995, 2000), range(1996, total)],
+				["after the last", store.messagesAfter(conversation.id, total, 10), []],
+				["newest 30", store.history(conversation.id, { limit: 30 }), range(total - 29, total)],
+				["before 1005", store.history(conversation.id, { beforeSeq: 1005, limit: 10 }), range(995, 1004)],
+				["before 2001, 1500", store.history(conversation.id, { beforeSeq: 2001, limit: 1500 }), range(501, 2000)],
+				["before 1", store.history(conversation.id, { beforeSeq: 1, limit: 10 }), []],
+				["before far away", store.history(conversation.id, { beforeSeq: 1e12, limit: 3 }), range(total - 2, total)],
+				["998 < seq < 1003", store.history(conversation.id, { afterSeq: 998, beforeSeq: 1003, limit: 10 }), range(999, 1002)],
+				["1990 < seq < 2010, 5", store.history(conversation.id, { afterSeq: 1990, beforeSeq: 2010, limit: 5 }), range(1991, 1995)],
+				["after 2099", store.history(conversation.id, { afterSeq: 2099, limit: 10 }), range(2100, total)],
+			];
+			for (const [name, result, expected] of cases) assert.deepEqual(seqs(await result), expected, name);
+
+			// The unread bookkeeping counts own messages across buckets too.
+			const sentBySeller = range(1, total).filter((i) => i % 3 === 0).length;
+			await store.saveWatermarks([{ conversationId: conversation.id, userId: "bk-s", delivered: 1500, read: 1500 }]);
+			const entry = await store.inboxEntry("bk-s", conversation.id);
+			const mineAfter1500 = range(1501, total).filter((i) => i % 3 === 0).length;
+			assert.equal(entry?.member.sentCount, sentBySeller);
+			assert.equal(entry?.member.sentUpToRead, sentBySeller - mineAfter1500);
+			assert.equal(unreadCount(entry!.conversation.lastSeq, entry!.member), total - 1500 - mineAfter1500);
+			assert.equal(entry?.lastMessage?.seq, total);
+		});
+
+		it("reusing a clientMsgId in another conversation is a CONFLICT, also when both are sent at once", async () => {
+			const store = await openStore();
+			const a = await openConversation(store, "cf-b", "cf-s1");
+			const b = await openConversation(store, "cf-b", "cf-s2");
+			await store.appendMessage(request(a.id, "cf-b", "cf-once"));
+			await assert.rejects(store.appendMessage(request(b.id, "cf-b", "cf-once")), (e: { type: string }) => e.type === "CONFLICT");
+			const both = await Promise.allSettled([store.appendMessage(request(a.id, "cf-b", "cf-race")), store.appendMessage(request(b.id, "cf-b", "cf-race"))]);
+			assert.equal(both.filter((r) => r.status === "fulfilled").length, 1);
+			assert.equal(both.filter((r) => r.status === "rejected" && (r.reason as { type: string }).type === "CONFLICT").length, 1);
+		});
+
+		it("two writers on one conversation never share a seq: the fence makes the stale one reload", async () => {
+			const warnings: string[] = [];
+			const first = await openStore({ warn: (m) => warnings.push(m) });
+			const second = await openStore({ warn: (m) => warnings.push(m) });
+			const conversation = await openConversation(first, "fw-b", "fw-s");
+			const acked = new Map<string, Message>();
+			for (let i = 1; i <= 12; i++) {
+				const writer = Math.floor(i / 3) % 2 === 0 ? first : second;
+				const { message } = await writer.appendMessage(request(conversation.id, "fw-b", `fw-${i}`));
+				acked.set(message.clientMsgId, message);
+			}
+			await assertStoredExactlyOnce(first, conversation.id, acked);
+			assert.ok(warnings.some((w) => w.includes("another writer moved the seq fence")), "the fence noticed the other writer");
+		});
+
+		it("seqs claimed by a writer that died before writing are taken back, so seq stays dense", async () => {
+			const warnings: string[] = [];
+			const store = await openStore({ claimGraceMs: 200, warn: (m) => warnings.push(m) });
+			const conversation = await openConversation(store, "dc-b", "dc-s");
+			const acked = new Map<string, Message>();
+			for (const cid of ["dc-1", "dc-2"]) acked.set(cid, (await store.appendMessage(request(conversation.id, "dc-b", cid))).message);
+			// A writer claims 3..5 and dies before its batch.
+			const admin = adminClient();
+			await admin.connect();
+			const claim = await admin.execute(`SELECT fence_seq, fence_claim FROM ${keyspace}.conversations WHERE id = ?`, [conversation.id], { prepare: true });
+			const moved = await admin.execute(
+				`UPDATE ${keyspace}.conversations SET fence_seq = ?, fence_claim = ? WHERE id = ? IF fence_seq = ? AND fence_claim = ?`,
+				[5, "dead-writer", conversation.id, claim.first().get("fence_seq"), claim.first().get("fence_claim")],
+				{ prepare: true },
+			);
+			await admin.shutdown();
+			assert.equal(moved.wasApplied(), true);
+
+			const fresh = await openStore({ claimGraceMs: 200, warn: (m) => warnings.push(m) });
+			const { message } = await fresh.appendMessage(request(conversation.id, "dc-b", "dc-3"));
+			acked.set("dc-3", message);
+			assert.equal(message.seq, 3);
+			await assertStoredExactlyOnce(fresh, conversation.id, acked);
+			assert.ok(warnings.some((w) => w.includes("claimed but never written")));
+		});
+
+		it("the search feed hands over every appended message until confirmed, and only new ones after", async () => {
+			const plain = await openStore();
+			assert.equal(plain.searchFeed, undefined, "a store that feeds no index keeps no outbox");
+			const store = await openStore({ feedSearch: true, searchSettleMs: 0 });
+			const feed = store.searchFeed!;
+			const a = await openConversation(store, "sf-b", "sf-s1");
+			const b = await openConversation(store, "sf-b", "sf-s2");
+			await Promise.all(range(1, 30).map((i) => store.appendMessage(request(a.id, "sf-b", `sf-a${i}`))));
+			await Promise.all(range(1, 5).map((i) => store.appendMessage(request(b.id, "sf-s2", `sf-b${i}`))));
+			const seqsOf = (entries: { message: Message }[], id: string) => seqs(entries.filter((e) => e.message.conversationId === id).map((e) => e.message));
+
+			const all = await feed.backlog(100);
+			assert.deepEqual([seqsOf(all, a.id), seqsOf(all, b.id)], [range(1, 30), range(1, 5)]);
+			assert.equal((await feed.backlog(10)).length, 10);
+			assert.equal((await feed.backlog(100)).length, 35, "nothing leaves the outbox before it is confirmed");
+			await feed.confirm(all.map((e) => e.key));
+			assert.deepEqual(await feed.backlog(100), []);
+
+			await store.appendMessage(request(a.id, "sf-s1", "sf-late-1"));
+			await store.appendMessage(request(a.id, "sf-b", "sf-late-2"));
+			const late = await feed.backlog(100);
+			assert.deepEqual(seqsOf(late, a.id), [31, 32]);
+			await feed.confirm(late.map((e) => e.key));
+			assert.deepEqual(await feed.backlog(100), []);
+
+			const ids: string[] = [];
+			for (let page = await feed.conversationIds(3); page.length > 0; page = await feed.conversationIds(3, page[page.length - 1])) ids.push(...page);
+			assert.equal(new Set(ids).size, ids.length, "conversation pages do not overlap");
+			assert.ok(ids.includes(a.id) && ids.includes(b.id));
+		});
+
+		it("Cassandra restarted mid-test loses no acked message", { timeout: 90_000 }, async () => {
+			const store = await openStore({ appendRetryMs: 3000 });
+			const conversations = [await openConversation(store, "rs-b1", "rs-s1"), await openConversation(store, "rs-b2", "rs-s2")];
+			const acked = conversations.map(() => new Map<string, Message>());
+			let phase: "before" | "restarting" | "after" = "before";
+			let ackedAfterRestart = 0;
+			let retried = 0;
+			const worker = async (w: number) => {
+				const c = w % conversations.length;
+				const conversation = conversations[c]!;
+				const sender = w % 4 < 2 ? conversation.buyerId : conversation.sellerId;
+				for (let i = 0; phase !== "after" || ackedAfterRestart < 200; i++) {
+					const { result, attempts } = await sendUntilAcked(store, conversation.id, sender, `rs-${w}-${i}`);
+					acked[c]!.set(result.message.clientMsgId, result.message);
+					if (attempts > 1) retried++;
+					if (phase === "after") ackedAfterRestart++;
+				}
+			};
+			const workers = Promise.all(range(0, 7).map(worker));
+			while (acked.reduce((n, m) => n + m.size, 0) < 150) await sleep(20);
+			phase = "restarting";
+			const started = Date.now();
+			await promisify(execFile)("bash", [ENGINES_SCRIPT, "restart", "cassandra"], { timeout: 80_000 });
+			console.log(`cassandra restarted in ${Date.now() - started} ms; ${retried} sends needed a retry`);
+			phase = "after";
+			await workers;
+			for (const [c, conversation] of conversations.entries()) await assertStoredExactlyOnce(store, conversation.id, acked[c]!);
+			console.log(`acked ${acked.map((m) => m.size).join(" + ")} messages, all stored once with dense seq`);
+		});
+	});
+}
+
+/**
+ * Registers the suites once Cassandra is known to answer. node:test accepts
+ * tests registered after an await at the top level of a file.
+ */
+async function main(): Promise<void> {
+	const reason = await unreachableReason();
+	if (reason !== null) {
+		const message = `Cassandra is not reachable at ${contactPoints.join(",")} (${reason}). Start it with: bash scripts/engines.sh start cassandra`;
+		if (process.env.CI === "true") {
+			test("Cassandra is reachable (CI)", () => assert.fail(message));
+		} else {
+			console.error(`\n${"!".repeat(100)}\n!!! SKIPPING the Cassandra store tests: ${message}\n${"!".repeat(100)}\n`);
+			test("ChatStore behaviour: cassandra", { skip: message }, () => undefined);
+		}
+		return;
+	}
+	describe(`CassandraStore (keyspace ${keyspace})`, () => {
+		after(dropKeyspace);
+		storeBehaviour("cassandra", async () => new CassandraStore(storeOptions()));
+		cassandraEngineTests();
+	});
+}
+
+void main();
