@@ -24,7 +24,8 @@ export interface BenchOptions {
 
 export const USAGE = `usage: npm run bench -- [flags]
   --scenario all|startup|throughput|latency   (default all; may be comma-separated)
-  --profile embedded                          server profile under test (the only one so far)
+  --profile embedded|cluster-engines          server under test: SQLite + FTS5, or Cassandra + Elasticsearch
+                                              (one process; start the engines first: npm run engines -- start all)
   --baseline                                  also run the load against a bare Socket.IO relay
   --duration <s>        measured seconds per load run (default 10)
   --warmup <s>          unmeasured load before each measured period (default 2)
@@ -42,7 +43,7 @@ export const USAGE = `usage: npm run bench -- [flags]
                         (the profiler costs throughput: those figures are not comparable)`;
 
 const SCENARIOS: readonly Scenario[] = ["startup", "throughput", "latency"];
-const PROFILES: readonly Profile[] = ["embedded"];
+const PROFILES: readonly Profile[] = ["embedded", "cluster-engines"];
 
 export function parseOptions(argv: string[]): BenchOptions {
 	const options: BenchOptions = {

@@ -8,7 +8,7 @@ import net from "node:net";
 import { hasExited, makeTempDir, removeTempDir, spawnNodeScript, stopChild } from "./children";
 
 export type TargetName = "parley" | "relay";
-export type Profile = "embedded";
+export type Profile = "embedded" | "cluster-engines";
 
 export interface TargetOptions {
 	profile: Profile;
@@ -42,6 +42,22 @@ const READY_LINE: Record<TargetName, RegExp> = {
 
 const HEALTH_TIMEOUT_MS = 30_000;
 
+/**
+ * Server settings per bench profile. cluster-engines: one process on Cassandra + Elasticsearch
+ * (start them with `npm run engines -- start all`), in a keyspace and index of its own per run.
+ */
+function profileEnv(profile: Profile): Record<string, string> {
+	if (profile === "embedded") return { PARLEY_PROFILE: "embedded" };
+	const run = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+	return {
+		PARLEY_PROFILE: "embedded",
+		PARLEY_STORE: "cassandra",
+		PARLEY_SEARCH: "elasticsearch",
+		PARLEY_CASSANDRA_KEYSPACE: `parley_bench_${run}`,
+		PARLEY_ELASTICSEARCH_INDEX: `parley-bench-${run}`,
+	};
+}
+
 export async function startTarget(name: TargetName, options: TargetOptions): Promise<RunningTarget> {
 	const port = await freePort();
 	const dataDir = makeTempDir(`parley-bench-${name}-`);
@@ -53,7 +69,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
 			PORT: String(port),
 			PARLEY_HOST: "127.0.0.1",
 			PARLEY_DATA_DIR: dataDir,
-			PARLEY_PROFILE: options.profile,
+			...profileEnv(options.profile),
 			PARLEY_LOG_LEVEL: options.logLevel,
 			// The per-user rate limit protects production from abuse; the bench is deliberate abuse.
 			PARLEY_CALLS_PER_SECOND: "1000000",

@@ -725,6 +725,22 @@ function searchMark(q: Statements, conversationId: string, timestampMicros: numb
 
 // ------------------------------------------------------------------ the store
 
+/** Schema creation per keyspace, once per process: the services' stores open together, and concurrent DDL can disagree. */
+const schemaByKeyspace = new Map<string, Promise<void>>();
+
+function ensureSchema(client: Client, keyspace: string, replication: Replication): Promise<void> {
+	let ready = schemaByKeyspace.get(keyspace);
+	if (!ready) {
+		ready = (async () => {
+			for (const ddl of schemaStatements(keyspace, replication)) await client.execute(ddl);
+		})();
+		schemaByKeyspace.set(keyspace, ready);
+		// A failed attempt (Cassandra down) must not stick: the next open tries again.
+		ready.catch(() => schemaByKeyspace.delete(keyspace));
+	}
+	return ready;
+}
+
 /**
  * Works around a driver 4.10 leak: when every node was down and the control
  * connection reconnects from scratch, it replaces each Host without closing the
@@ -774,7 +790,7 @@ export class CassandraStore implements ChatStore {
 		closeReplacedHosts(client);
 		try {
 			await client.connect();
-			for (const ddl of schemaStatements(this.settings.keyspace, this.settings.replication)) await client.execute(ddl);
+			await ensureSchema(client, this.settings.keyspace, this.settings.replication);
 		} catch (err) {
 			await client.shutdown().catch(() => undefined);
 			throw err;
