@@ -1,19 +1,26 @@
 /**
  * Broker options for each profile. The embedded profile has no transporter:
- * every service runs in this process and broker calls stay in memory.
+ * every service runs in this process and broker calls stay in memory. The
+ * cluster profile joins the other nodes over NATS and shares its cache in Redis.
  */
 import type { BrokerOptions } from "moleculer";
 import type { Config } from "./config";
+import { durableChannels } from "./middlewares/channels.middleware";
 import { drainGatewayFirst } from "./middlewares/drain.middleware";
 import { paramsAlwaysObject } from "./middlewares/params.middleware";
+import { missingServiceIsTransient } from "./middlewares/unavailable.middleware";
 
 export function brokerOptions(config: Config): BrokerOptions {
+	const clustered = config.profile === "cluster";
 	return {
 		namespace: "parley",
 		nodeID: config.nodeID,
-		transporter: null,
+		transporter: clustered ? { type: "NATS", options: { url: config.cluster.natsUrl } } : null,
 		logger: { type: "Console", options: { level: config.logLevel, formatter: "short", colors: process.stdout.isTTY } },
-		cacher: "Memory",
+		cacher: clustered ? { type: "Redis", options: { prefix: "parley-cache", redis: config.cluster.redisUrl, ttl: 600 } } : "Memory",
+		// A node that stops answering is dropped from the registry within seconds, so calls go elsewhere.
+		heartbeatInterval: 2,
+		heartbeatTimeout: 6,
 		// Validation of every action's params (fastest-validator).
 		validator: true,
 		requestTimeout: 10_000,
@@ -23,8 +30,15 @@ export function brokerOptions(config: Config): BrokerOptions {
 			? { enabled: true, reporter: [{ type: "Prometheus", options: { port: config.metricsPort, path: "/metrics" } }] }
 			: { enabled: false },
 		tracing: { enabled: false },
-		middlewares: [paramsAlwaysObject, drainGatewayFirst],
+		middlewares: [
+			paramsAlwaysObject,
+			drainGatewayFirst,
+			missingServiceIsTransient,
+			// Durable channels on NATS JetStream carry the cluster's asynchronous work (search indexing).
+			...(clustered ? [durableChannels(config.cluster.natsUrl)] : []),
+		],
 		// Stop waits for calls in flight, so a drain finishes the writes it has started.
 		tracking: { enabled: true, shutdownTimeout: 5000 },
 	};
 }
+

@@ -25,7 +25,8 @@ async function main(): Promise<void> {
 	for (const schema of servicesFor(config)) broker.createService(schema);
 	await broker.start();
 	const ms = Number(process.hrtime.bigint() - startedAt) / 1e6;
-	broker.logger.info(`Parley ready on http://localhost:${config.port} (${config.profile}, ${config.mode}) in ${ms.toFixed(0)} ms`);
+	const where = config.roles.includes("gateway") ? ` on http://localhost:${config.port}` : "";
+	broker.logger.info(`Parley ready${where} (${config.profile}, ${config.mode}, ${config.roles.join("+")}, node ${broker.nodeID}) in ${ms.toFixed(0)} ms`);
 	if (process.argv.includes("--repl")) await broker.repl();
 }
 

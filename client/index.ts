@@ -24,7 +24,8 @@ import { ClientState, type OutboxEntry } from "./state";
 export type { OutboxEntry } from "./state";
 
 export interface ParleyClientOptions {
-	url: string;
+	/** One server, or several gateways of a cluster: a reconnect moves on to the next one. */
+	url: string | string[];
 	/** A JWT, or a function returning a fresh one at every (re)connect. */
 	token: string | (() => string | Promise<string>);
 	deviceId: string;
@@ -107,7 +108,11 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		};
 		this.state = new ClientState(options.storagePath);
 		const { token, deviceId } = options;
-		this.socket = io(options.url, {
+		const urls = typeof options.url === "string" ? [options.url] : options.url;
+		if (urls.length === 0) throw new Error("ParleyClient needs at least one url");
+		// Devices start on a random gateway, so a cluster's load spreads.
+		let current = Math.floor(Math.random() * urls.length);
+		this.socket = io(urls[current]!, {
 			autoConnect: false,
 			transports: this.options.transports,
 			reconnection: true,
@@ -124,6 +129,14 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 				);
 			},
 		});
+		if (urls.length > 1) {
+			// The next attempt goes to the next gateway: the one we lost may be gone for good.
+			const manager = this.socket.io as unknown as { uri: string };
+			this.socket.io.on("reconnect_attempt", () => {
+				current = (current + 1) % urls.length;
+				manager.uri = urls[current]!;
+			});
+		}
 		this.socket.on("connect", () => {
 			this.emit("connected");
 			this.catchUp();

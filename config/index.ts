@@ -6,6 +6,9 @@ import path from "node:path";
 
 export type Profile = "embedded" | "cluster";
 export type Mode = "development" | "production";
+/** gateway: sockets, HTTP, presence, typing. core: conversations, messages, receipts, search. */
+export type Role = "gateway" | "core";
+export const ROLES: readonly Role[] = ["gateway", "core"];
 
 export interface Config {
 	profile: Profile;
@@ -13,6 +16,15 @@ export interface Config {
 	port: number;
 	host: string;
 	nodeID: string | undefined;
+	/** Which services this process runs; the embedded profile runs every role. */
+	roles: Role[];
+	/** Cluster profile only. */
+	cluster: {
+		natsUrl: string;
+		redisUrl: string;
+		/** A gateway whose heartbeat is this old is dead: its sessions expire and its users go offline. */
+		sessionTtlMs: number;
+	};
 	logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
 	dataDir: string;
 	auth: {
@@ -76,14 +88,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 	}
 	const usingDevSecret = !jwtSecret && !jwksUrl;
 	const cors = read.string("PARLEY_CORS_ORIGINS");
+	const profile = read.oneOf("PARLEY_PROFILE", ["embedded", "cluster"], "embedded") as Profile;
+	// A cluster shares its store and index between nodes, so it defaults to the networked engines.
+	const clustered = profile === "cluster";
 
 	const config: Config = {
-		// Only the embedded profile exists so far; the cluster profile is refused rather than half-run.
-		profile: read.oneOf("PARLEY_PROFILE", ["embedded"], "embedded") as Profile,
+		profile,
 		mode,
 		port: read.int("PORT", 3000, 0, 65535),
 		host: read.string("PARLEY_HOST") ?? "0.0.0.0",
 		nodeID: read.string("PARLEY_NODE_ID"),
+		roles: read.list("PARLEY_ROLES", ROLES, [...ROLES]) as Role[],
+		cluster: {
+			natsUrl: read.string("PARLEY_NATS_URL") ?? "nats://127.0.0.1:4222",
+			redisUrl: read.string("PARLEY_REDIS_URL") ?? "redis://127.0.0.1:6379",
+			sessionTtlMs: read.int("PARLEY_SESSION_TTL_MS", 15_000, 1000, 600_000),
+		},
 		logLevel: read.oneOf("PARLEY_LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace"], "info") as Config["logLevel"],
 		dataDir: path.resolve(read.string("PARLEY_DATA_DIR") ?? "./data"),
 		auth: {
@@ -106,7 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			callBurst: read.int("PARLEY_CALL_BURST", 400, 1, 1_000_000),
 		},
 		store: {
-			engine: read.oneOf("PARLEY_STORE", ["sqlite", "cassandra"], "sqlite") as Config["store"]["engine"],
+			engine: read.oneOf("PARLEY_STORE", ["sqlite", "cassandra"], clustered ? "cassandra" : "sqlite") as Config["store"]["engine"],
 			cassandra: {
 				contactPoints: (read.string("PARLEY_CASSANDRA_CONTACT_POINTS") ?? "127.0.0.1:9042").split(",").map((s) => s.trim()),
 				localDataCenter: read.string("PARLEY_CASSANDRA_LOCAL_DC") ?? "datacenter1",
@@ -115,7 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			},
 		},
 		search: {
-			engine: read.oneOf("PARLEY_SEARCH", ["sqlite", "elasticsearch"], "sqlite") as Config["search"]["engine"],
+			engine: read.oneOf("PARLEY_SEARCH", ["sqlite", "elasticsearch"], clustered ? "elasticsearch" : "sqlite") as Config["search"]["engine"],
 			elasticsearch: {
 				url: read.string("PARLEY_ELASTICSEARCH_URL") ?? "http://127.0.0.1:9200",
 				index: read.identifier("PARLEY_ELASTICSEARCH_INDEX", "parley-messages"),
@@ -128,6 +148,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 	// The SQLite index lives inside the SQLite store's transactions.
 	if (config.search.engine === "sqlite" && config.store.engine !== "sqlite") {
 		throw new ConfigError("PARLEY_SEARCH=sqlite needs PARLEY_STORE=sqlite; with Cassandra use PARLEY_SEARCH=elasticsearch");
+	}
+	// SQLite is a file of one process: nodes of a cluster could not share it.
+	if (clustered && config.store.engine === "sqlite") {
+		throw new ConfigError("PARLEY_PROFILE=cluster needs PARLEY_STORE=cassandra and PARLEY_SEARCH=elasticsearch");
+	}
+	if (!clustered && config.roles.length !== ROLES.length) {
+		throw new ConfigError("PARLEY_ROLES splits services between nodes: it needs PARLEY_PROFILE=cluster");
 	}
 	// Worst case a character is 4 bytes of UTF-8; a text within its limit must never exceed the packet limit.
 	if (config.limits.maxPacketBytes < config.limits.maxTextLength * 4 + 4096) {
@@ -170,6 +197,16 @@ class EnvReader {
 			// reported below
 		}
 		throw new ConfigError(`${name} must be a JSON object, got "${raw}"`);
+	}
+
+	/** A comma-separated subset of `allowed`, at least one. */
+	list(name: string, allowed: readonly string[], fallback: string[]): string[] {
+		const raw = this.string(name);
+		if (raw === undefined) return fallback;
+		const items = [...new Set(raw.split(",").map((s) => s.trim()).filter(Boolean))];
+		const unknown = items.filter((i) => !allowed.includes(i));
+		if (items.length === 0 || unknown.length > 0) throw new ConfigError(`${name} must be a comma-separated list of ${allowed.join(", ")}, got "${raw}"`);
+		return items;
 	}
 
 	oneOf(name: string, allowed: string[], fallback: string): string {

@@ -3,7 +3,7 @@
  * (see docs/protocol.md); messages are for humans and may change.
  */
 import { Errors } from "moleculer";
-import type { ErrorType, WireError } from "../contract";
+import { SOCKET_ACTIONS, type ActionName, type ErrorType, type WireError } from "../contract";
 
 export class ParleyError extends Errors.MoleculerClientError {
 	constructor(message: string, code: number, type: ErrorType, data?: unknown) {
@@ -21,6 +21,8 @@ export const unavailable = (message: string) => new ParleyError(message, 503, "U
 export const rateLimited = (retryAfterMs: number) =>
 	new ParleyError("Too many calls, slow down", 429, "RATE_LIMITED", { retryAfterMs });
 
+const UNAVAILABLE: WireError = Object.freeze({ name: "UnavailableError", message: "Service temporarily unavailable, retry", code: 503, type: "UNAVAILABLE" });
+
 /**
  * What a client may see of any error: client errors keep their code, type,
  * message and data; anything else becomes a bare INTERNAL/UNAVAILABLE error so
@@ -30,6 +32,9 @@ export function toWireError(err: unknown): WireError {
 	const e = err as Partial<WireError> & { name?: string; retryable?: boolean };
 	const code = typeof e?.code === "number" ? e.code : 500;
 	if (code === 404 && e.name === "ServiceNotFoundError") {
+		// A contract action is never unknown: no node serves it right now (a cluster node restarting).
+		const action = (e.data as { action?: unknown } | undefined)?.action;
+		if (SOCKET_ACTIONS.includes(action as ActionName)) return { ...UNAVAILABLE };
 		return { name: "NotFoundError", message: "Unknown action", code: 404, type: "NOT_FOUND" };
 	}
 	if (code === 404 && e.name === "NotFoundError") {
@@ -52,9 +57,7 @@ export function toWireError(err: unknown): WireError {
 		return { name: "UnsupportedMediaTypeError", message: "Send the body as uncompressed UTF-8 JSON", code: 415, type: "UNSUPPORTED_MEDIA_TYPE" };
 	}
 	if (e?.type === "entity.too.large") return { name: "PayloadTooLargeError", message: "The body is too large", code: 413, type: "PAYLOAD_TOO_LARGE" };
-	if (e?.retryable || e?.name === "ServiceNotAvailableError" || code === 503 || code === 504) {
-		return { name: "UnavailableError", message: "Service temporarily unavailable, retry", code: 503, type: "UNAVAILABLE" };
-	}
+	if (e?.retryable || e?.name === "ServiceNotAvailableError" || code === 503 || code === 504) return { ...UNAVAILABLE };
 	return { name: "InternalError", message: "Internal error", code: 500, type: "INTERNAL" };
 }
 

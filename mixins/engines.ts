@@ -33,6 +33,11 @@ export function createSearchIndex(config: Config): SearchIndex {
 	return new SqliteSearch(config.dataDir);
 }
 
-export function createPresenceRegistry(_config: Config): PresenceRegistry {
+/** Memory in one process; a cluster shares sessions in Redis, kept alive by each gateway's heartbeat. */
+export function createPresenceRegistry(config: Config): PresenceRegistry {
+	if (config.profile === "cluster") {
+		const { RedisPresence } = require("../lib/presence/redis-presence") as typeof import("../lib/presence/redis-presence");
+		return new RedisPresence({ url: config.cluster.redisUrl, nodeTtlMs: config.cluster.sessionTtlMs });
+	}
 	return new MemoryPresence();
 }

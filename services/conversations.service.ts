@@ -59,7 +59,8 @@ export default function conversationsService(config: Config): ServiceSchema {
 					// conversations cannot flood anyone's devices.
 					if (created) {
 						const summary = await summaryFor(buyer.id, id);
-						await fanout.toUsers([buyer.id], "conversation.updated", summary, ctx.meta.sessionId);
+						// Best effort, like every live event: a device that misses it learns of the conversation at its next sync.
+						fanout.toUsers([buyer.id], "conversation.updated", summary, ctx.meta.sessionId).catch((err: Error) => this.logger.warn("fan-out failed:", err.message));
 					}
 					return conversationView(conversation, await store.members(id));
 				},

@@ -37,7 +37,7 @@ function unreadBytes(socket: Socket): number {
 
 export default function gatewayService(config: Config): ServiceSchema {
 	const verifier = new TokenVerifier(config.auth, config.mode === "production");
-	const buckets = new TokenBuckets(config.limits.callsPerSecond, config.limits.callBurst);
+	const limiter = callLimiter(config);
 	let io: Server | undefined;
 	let draining: Promise<void> | undefined;
 
@@ -128,9 +128,9 @@ export default function gatewayService(config: Config): ServiceSchema {
 						events: {
 							call: {
 								whitelist: [...SOCKET_ACTIONS],
-								onBeforeCall(_ctx: Context, socket: Socket) {
+								async onBeforeCall(_ctx: Context, socket: Socket) {
 									const data = socket.data as SessionData;
-									const wait = buckets.take(data.user.id);
+									const wait = await limiter.buckets.take(data.user.id);
 									if (wait > 0) throw rateLimited(wait);
 									// A client that does not read its socket must not make the server buffer answers for it.
 									if (unreadBytes(socket) > MAX_UNREAD_BYTES) {
@@ -182,7 +182,8 @@ export default function gatewayService(config: Config): ServiceSchema {
 				let registered = false;
 				let closed = false;
 				const unregister = () => {
-					this.broker.emit("session.closed", session);
+					// Typing timers of this session live on this node.
+					this.broker.broadcastLocal("session.closed", session);
 					this.broker.call("presence.disconnect", session).catch(() => undefined);
 				};
 				socket.conn.once("close", () => {
@@ -197,6 +198,12 @@ export default function gatewayService(config: Config): ServiceSchema {
 				registered = true;
 				if (closed) unregister();
 				return user;
+			},
+
+			/** The device sessions this node holds (presence re-registers them after Redis lost its data). */
+			localSessions(): SessionInfo[] {
+				if (!io) return [];
+				return [...io.of("/").sockets.values()].map((s) => (s.data as Partial<SessionData>).session).filter((s): s is SessionInfo => Boolean(s));
 			},
 
 			socketGetMeta(socket: Socket) {
@@ -251,8 +258,21 @@ export default function gatewayService(config: Config): ServiceSchema {
 		},
 		async stopped(this: Service) {
 			await this.drain();
+			limiter.close();
 		},
 	} as ServiceSchema;
+}
+
+/**
+ * Per-user call limits: in memory for one process; in a cluster shared through Redis,
+ * so a user cannot multiply their allowance by connecting to several gateways.
+ */
+function callLimiter(config: Config): { buckets: { take(key: string): number | Promise<number> }; close(): void } {
+	const { callsPerSecond, callBurst } = config.limits;
+	if (config.profile !== "cluster") return { buckets: new TokenBuckets(callsPerSecond, callBurst), close: () => undefined };
+	const { RedisTokenBuckets, createRedis } = require("../lib/redis-rate-limiter") as typeof import("../lib/redis-rate-limiter");
+	const redis = createRedis(config.cluster.redisUrl);
+	return { buckets: new RedisTokenBuckets(redis, callsPerSecond, callBurst), close: () => redis.disconnect() };
 }
 
 /** Socket.IO sends `message` and `data` of a middleware error as the client's connect_error. */

@@ -1,6 +1,9 @@
-/** Every service of Parley, in start order. The embedded profile runs them all in one process. */
+/**
+ * Every service of Parley, by role, in start order. The embedded profile runs
+ * every role in one process; a cluster node runs the roles in PARLEY_ROLES.
+ */
 import type { ServiceSchema } from "moleculer";
-import type { Config } from "../config";
+import type { Config, Role } from "../config";
 import conversationsService from "./conversations.service";
 import gatewayService from "./gateway.service";
 import messagesService from "./messages.service";
@@ -9,16 +12,28 @@ import receiptsService from "./receipts.service";
 import searchService from "./search.service";
 import typingService from "./typing.service";
 
-export const SERVICE_FACTORIES: Record<string, (config: Config) => ServiceSchema> = {
-	conversations: conversationsService,
-	messages: messagesService,
-	receipts: receiptsService,
-	search: searchService,
-	presence: presenceService,
-	typing: typingService,
-	gateway: gatewayService,
+type Factory = (config: Config) => ServiceSchema;
+
+/**
+ * Core services own the store and order conversations. Presence and typing sit with the
+ * gateway: they are stateless over Redis or short-lived, and a session's typing timers
+ * belong on the node that sees its socket close.
+ */
+export const SERVICES_BY_ROLE: Record<Role, Record<string, Factory>> = {
+	core: {
+		conversations: conversationsService,
+		messages: messagesService,
+		receipts: receiptsService,
+		search: searchService,
+	},
+	gateway: {
+		presence: presenceService,
+		typing: typingService,
+		gateway: gatewayService,
+	},
 };
 
 export function servicesFor(config: Config): ServiceSchema[] {
-	return Object.values(SERVICE_FACTORIES).map((factory) => factory(config));
+	const order: Role[] = ["core", "gateway"];
+	return order.filter((role) => config.roles.includes(role)).flatMap((role) => Object.values(SERVICES_BY_ROLE[role]).map((factory) => factory(config)));
 }

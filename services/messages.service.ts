@@ -8,6 +8,7 @@ import type { Message, ParamsOf, ReceiptUpdate, ResultOf } from "../contract";
 import type { Config } from "../config";
 import { invalid, tooLarge } from "../lib/errors";
 import { stripMarkers } from "../lib/search/highlight";
+import { SEARCH_INDEX_CHANNEL, chunkForChannel } from "../lib/search/index-channel";
 import { SearchOutboxRelay } from "../lib/search/outbox-relay";
 import { newMessageId } from "../lib/ids";
 import type { AppendResult } from "../lib/store/chat-store";
@@ -16,7 +17,7 @@ import { callerOf, requireMember, type CallerMeta } from "../mixins/caller";
 import { createChatStore } from "../mixins/engines";
 import { Fanout, withFanout } from "../mixins/fanout.mixin";
 import { opensOnStart } from "../mixins/lifecycle.mixin";
-import { ID, SEQ, optionalLimit } from "../mixins/params";
+import { ID, SEQ, SHARDED_BY_CONVERSATION, optionalLimit } from "../mixins/params";
 
 type Ctx<P> = Context<P, CallerMeta>;
 
@@ -53,7 +54,14 @@ export default function messagesService(config: Config): ServiceSchema {
 		started(this: Service) {
 			const feed = store.searchFeed;
 			if (!feed) return;
-			relay = new SearchOutboxRelay(feed, (messages) => this.broker.call("search.index", { messages }), this.logger);
+			// In a cluster the outbox drains into a durable channel that any search node consumes.
+			const publish =
+				config.profile === "cluster"
+					? async (messages: Message[]) => {
+							for (const payload of chunkForChannel(messages)) await this.broker.sendToChannel(SEARCH_INDEX_CHANNEL, payload);
+						}
+					: (messages: Message[]) => this.broker.call<void, { messages: Message[] }>("search.index", { messages });
+			relay = new SearchOutboxRelay(feed, publish, this.logger);
 			relay.start();
 		},
 
@@ -64,6 +72,7 @@ export default function messagesService(config: Config): ServiceSchema {
 		actions: {
 			send: {
 				visibility: "published",
+				...SHARDED_BY_CONVERSATION,
 				params: {
 					conversationId: ID,
 					clientMsgId: CLIENT_MSG_ID,

@@ -2,12 +2,17 @@
  * presence: the session registry (user -> device sessions and the node holding
  * each) and online / last-seen state, visible only to people who share a
  * conversation with the user.
+ *
+ * In a cluster it runs beside each gateway and keeps that gateway's sessions
+ * alive in Redis with a heartbeat; it also sweeps the sessions of gateways whose
+ * heartbeat stopped (a kill -9), so their users go offline and nothing leaks.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { ParamsOf, PresenceState } from "../contract";
 import type { Config } from "../config";
 import type { SessionInfo } from "../lib/presence/presence-registry";
 import { callerOf, type CallerMeta } from "../mixins/caller";
+import { runsEvery } from "../mixins/interval.mixin";
 import { createPresenceRegistry } from "../mixins/engines";
 import { Fanout, withFanout } from "../mixins/fanout.mixin";
 import { USER_ID } from "../mixins/params";
@@ -26,12 +31,43 @@ export default function presenceService(config: Config): ServiceSchema {
 		await fanout.toUsers(await contactsOf(state.userId), "presence", state);
 	};
 
+	const announceQuietly = (state: PresenceState) =>
+		announce(state).catch((e: Error) => service.logger.warn("presence fan-out failed:", e.message));
+
+	/** Keeps this node's sessions alive; re-registers them if the registry forgot the node (Redis restarted). */
+	const beat = async () => {
+		if (!registry.heartbeat || !registry.restore || !registry.sweep) return;
+		const nodeID = service.broker.nodeID;
+		const { known } = await registry.heartbeat(nodeID);
+		if (!known) {
+			const gateway = service.broker.getLocalService("gateway") as unknown as { localSessions?: () => SessionInfo[] } | undefined;
+			const sessions = gateway?.localSessions?.() ?? [];
+			const { cameOnline } = await registry.restore(nodeID, sessions);
+			if (sessions.length > 0) service.logger.info(`presence: re-registered ${sessions.length} sessions of ${nodeID}`);
+			for (const userId of cameOnline) announceQuietly({ userId, online: true, lastSeenAt: null });
+		}
+		for (const gone of await registry.sweep()) announceQuietly({ userId: gone.userId, online: false, lastSeenAt: gone.lastSeenAt });
+	};
+
 	return {
 		name: "presence",
-		mixins: [withFanout(fanout)],
+		mixins: [
+			withFanout(fanout),
+			// A third of the TTL: two beats may be lost before the node is taken for dead.
+			runsEvery(Math.floor(config.cluster.sessionTtlMs / 3), () => beat()),
+		],
 
 		created(this: Service) {
 			service = this;
+		},
+
+		async started() {
+			await registry.open?.();
+			await beat();
+		},
+
+		async stopped() {
+			await registry.close?.();
 		},
 
 		actions: {
@@ -40,11 +76,7 @@ export default function presenceService(config: Config): ServiceSchema {
 				params: SESSION,
 				async handler(ctx: Context<SessionInfo>) {
 					const { cameOnline } = await registry.add(ctx.params);
-					if (cameOnline) {
-						announce({ userId: ctx.params.userId, online: true, lastSeenAt: null }).catch((e: Error) =>
-							service.logger.warn("presence fan-out failed:", e.message),
-						);
-					}
+					if (cameOnline) announceQuietly({ userId: ctx.params.userId, online: true, lastSeenAt: null });
 				},
 			},
 
@@ -53,11 +85,7 @@ export default function presenceService(config: Config): ServiceSchema {
 				params: SESSION,
 				async handler(ctx: Context<SessionInfo>) {
 					const { wentOffline, lastSeenAt } = await registry.remove(ctx.params);
-					if (wentOffline) {
-						announce({ userId: ctx.params.userId, online: false, lastSeenAt }).catch((e: Error) =>
-							service.logger.warn("presence fan-out failed:", e.message),
-						);
-					}
+					if (wentOffline) announceQuietly({ userId: ctx.params.userId, online: false, lastSeenAt });
 				},
 			},
 

@@ -15,7 +15,7 @@ import { callerOf, requireMember, type CallerMeta, type MemberRef } from "../mix
 import { createChatStore } from "../mixins/engines";
 import { Fanout, withFanout } from "../mixins/fanout.mixin";
 import { opensOnStart } from "../mixins/lifecycle.mixin";
-import { ID, SEQ } from "../mixins/params";
+import { ID, SEQ, SHARDED_BY_CONVERSATION } from "../mixins/params";
 
 type Ctx<P> = Context<P, CallerMeta>;
 type Mark = WatermarkUpdate;
@@ -73,6 +73,8 @@ export default function receiptsService(config: Config): ServiceSchema {
 		actions: {
 			mark: {
 				visibility: "published",
+				// One node writes a conversation's watermarks: the store's read-modify-write needs a single writer.
+				...SHARDED_BY_CONVERSATION,
 				params: {
 					conversationId: ID,
 					seq: SEQ,

@@ -1,7 +1,8 @@
 /** search: full-text search over the caller's own conversations only. */
-import type { Context, ServiceSchema } from "moleculer";
+import type { Context, Service, ServiceSchema } from "moleculer";
 import type { Message, ParamsOf, ResultOf } from "../contract";
 import { unavailable } from "../lib/errors";
+import { SEARCH_DEAD_LETTER_CHANNEL, SEARCH_INDEX_CHANNEL, SEARCH_INDEX_MAX_RETRIES, type SearchIndexPayload } from "../lib/search/index-channel";
 import { isFed, type SelfMaintainedSearchIndex } from "../lib/search/search-index";
 import type { Config } from "../config";
 import { callerOf, requireMember, type CallerMeta, type MemberRef } from "../mixins/caller";
@@ -15,6 +16,24 @@ export default function searchService(config: Config): ServiceSchema {
 	return {
 		name: "search",
 		mixins: [opensOnStart(index)],
+
+		// Cluster: the messages' search outbox arrives through a durable channel (see index-channel.ts).
+		...(config.profile === "cluster"
+			? {
+					channels: {
+						[SEARCH_INDEX_CHANNEL]: {
+							group: "search",
+							maxRetries: SEARCH_INDEX_MAX_RETRIES,
+							deadLettering: { enabled: true, queueName: SEARCH_DEAD_LETTER_CHANNEL },
+							// Consume what was published before this consumer first existed, too.
+							nats: { consumerOptions: { config: { deliver_policy: "all" } } },
+							async handler(this: Service, payload: SearchIndexPayload) {
+								await this.broker.call("search.index", payload, { nodeID: this.broker.nodeID });
+							},
+						},
+					},
+				}
+			: {}),
 
 		actions: {
 			/** Feeds an index that needs it (Elasticsearch), with the members who may find each message. */

@@ -13,10 +13,29 @@ export interface SessionInfo {
 }
 
 export interface PresenceRegistry {
+	open?(): Promise<void>;
+	close?(): Promise<void>;
 	/** Adds a session; `cameOnline` when it is the user's first. */
 	add(session: SessionInfo): Promise<{ cameOnline: boolean }>;
 	/** Removes a session; `wentOffline` when it was the user's last. */
 	remove(session: SessionInfo): Promise<{ wentOffline: boolean; lastSeenAt: string }>;
+	/** Live sessions only: sessions of a node whose heartbeat expired are never returned. */
 	sessionsOf(userIds: string[]): Promise<SessionInfo[]>;
 	states(userIds: string[]): Promise<PresenceState[]>;
+
+	// Cluster only (a registry shared by several nodes). A single process has nothing to expire.
+
+	/**
+	 * Keeps a gateway node's sessions alive for one TTL. `known: false` when the registry had
+	 * no live record of the node (first beat, the node was declared dead, or Redis lost its
+	 * data): the node must then `restore` the sessions it holds.
+	 */
+	heartbeat?(nodeID: string): Promise<{ known: boolean }>;
+	/** Re-registers a node's live sessions in bulk; returns the users that came online by it. */
+	restore?(nodeID: string, sessions: SessionInfo[]): Promise<{ cameOnline: string[] }>;
+	/**
+	 * Removes every session of nodes whose heartbeat expired and returns the users that went
+	 * offline by it. Safe to run on every node at once: each dead node is swept by one caller.
+	 */
+	sweep?(): Promise<{ userId: string; lastSeenAt: string }[]>;
 }

@@ -6,18 +6,26 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { RawClient, devToken, expectError, sleep, startServer, type ServerHandle } from "./server";
 
-export function chatSuite(engines: string, env: Record<string, string> = {}): void {
-describe(`chat between a buyer and a seller ({engines})`, () => {
+/** Starts the server under test: one process, or a cluster whose gateways are all in `urls`. */
+export type StartTarget = (env: Record<string, string>) => Promise<ServerHandle>;
+
+export function chatSuite(engines: string, env: Record<string, string> = {}, start: StartTarget = startServer): void {
+describe(`chat between a buyer and a seller (${engines})`, () => {
 	let server: ServerHandle;
+	/** The i-th gateway: in a cluster the two sides of a conversation sit on different nodes. */
+	const at = (i: number) => {
+		const urls = server.urls ?? [server.url];
+		return urls[i % urls.length]!;
+	};
 	let buyerPhone: RawClient, buyerLaptop: RawClient, seller: RawClient;
 	let conversationId: string;
 
 	before(async () => {
-		server = await startServer({ PARLEY_TYPING_TTL_MS: "600", ...env });
+		server = await start({ PARLEY_TYPING_TTL_MS: "600", ...env });
 		const [tb, ts] = await Promise.all([devToken(server.url, "buyer-1"), devToken(server.url, "seller-1")]);
-		buyerPhone = await RawClient.connect(server.url, tb, "phone");
-		buyerLaptop = await RawClient.connect(server.url, tb, "laptop");
-		seller = await RawClient.connect(server.url, ts, "seller-phone");
+		buyerPhone = await RawClient.connect(at(0), tb, "phone");
+		buyerLaptop = await RawClient.connect(at(1), tb, "laptop");
+		seller = await RawClient.connect(at(1), ts, "seller-phone");
 		const conv = await buyerPhone.call("conversations.open", { listingId: "bike-42", sellerId: "seller-1", listingTitle: "Blue bike" });
 		conversationId = conv.id;
 	});
@@ -90,9 +98,9 @@ describe(`chat between a buyer and a seller ({engines})`, () => {
 	it("20 concurrent senders get seq 1..N with no gap, and every device sees the same order", async () => {
 		const tb = await devToken(server.url, "buyer-2");
 		const ts = await devToken(server.url, "seller-2");
-		const b = await RawClient.connect(server.url, tb, "b2");
-		const s = await RawClient.connect(server.url, ts, "s2");
-		const watcher = await RawClient.connect(server.url, ts, "s2-watch");
+		const b = await RawClient.connect(at(0), tb, "b2");
+		const s = await RawClient.connect(at(1), ts, "s2");
+		const watcher = await RawClient.connect(at(0), ts, "s2-watch");
 		try {
 			const { id } = await b.call("conversations.open", { listingId: "sofa", sellerId: "seller-2" });
 			const senders = [b, s];
@@ -135,7 +143,7 @@ describe(`chat between a buyer and a seller ({engines})`, () => {
 		const tb = await devToken(server.url, "buyer-3");
 		const ts = await devToken(server.url, "seller-3");
 		const b = await RawClient.connect(server.url, tb, "b3");
-		const phone = await RawClient.connect(server.url, ts, "s3-phone");
+		const phone = await RawClient.connect(at(1), ts, "s3-phone");
 		const laptop = await RawClient.connect(server.url, ts, "s3-laptop");
 		try {
 			const { id } = await b.call("conversations.open", { listingId: "desk", sellerId: "seller-3" });
@@ -191,7 +199,7 @@ describe(`chat between a buyer and a seller ({engines})`, () => {
 		await seller.waitFor("typing", (t) => t.userId === "buyer-1" && t.typing === false, 3000);
 
 		const tb = await devToken(server.url, "buyer-1");
-		const tablet = await RawClient.connect(server.url, tb, "tablet");
+		const tablet = await RawClient.connect(at(0), tb, "tablet");
 		const before = seller.of("typing").length;
 		await tablet.call("typing.set", { conversationId, typing: true });
 		await seller.waitFor("typing", (t) => t.typing === true && seller.of("typing").indexOf(t) >= before);
@@ -204,7 +212,7 @@ describe(`chat between a buyer and a seller ({engines})`, () => {
 	it("presence: online and offline are seen by people who share a conversation, and by no one else", async () => {
 		const ts = await devToken(server.url, "seller-9");
 		const tb = await devToken(server.url, "buyer-9");
-		const watcher = await RawClient.connect(server.url, ts, "s9");
+		const watcher = await RawClient.connect(at(1), ts, "s9");
 		const first = await RawClient.connect(server.url, tb, "b9");
 		const stranger = await RawClient.connect(server.url, await devToken(server.url, "stranger"), "x");
 		try {
@@ -219,7 +227,7 @@ describe(`chat between a buyer and a seller ({engines})`, () => {
 			const [state] = await watcher.call("presence.get", { userIds: ["buyer-9"] });
 			assert.deepEqual(state, { userId: "buyer-9", online: false, lastSeenAt: offline.lastSeenAt });
 
-			const again = await RawClient.connect(server.url, tb, "b9-laptop");
+			const again = await RawClient.connect(at(0), tb, "b9-laptop");
 			await watcher.waitFor("presence", (p) => p.userId === "buyer-9" && p.online === true);
 			assert.equal((await watcher.call("presence.get", { userIds: ["buyer-9"] }))[0].online, true);
 			again.close();

@@ -25,6 +25,8 @@ export async function freePort(): Promise<number> {
 
 export interface ServerHandle {
 	url: string;
+	/** Every gateway of a cluster (url is the first); absent for one process. */
+	urls?: string[];
 	port: number;
 	dataDir: string;
 	process: ChildProcess;

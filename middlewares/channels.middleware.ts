@@ -1,0 +1,27 @@
+/**
+ * Durable channels (@moleculer/channels) on NATS JetStream for the cluster's
+ * asynchronous work. The adapter takes `{nats: {url}}`: a bare URL string is mishandled.
+ */
+import { Adapters, Middleware as ChannelsMiddleware } from "@moleculer/channels";
+import type { Middleware } from "moleculer";
+
+type Channel = { id: string; name: string; group: string };
+const NatsAdapter = (Adapters as unknown as { NATS: new (opts: unknown) => { subscribe(chan: Channel): Promise<void> } }).NATS;
+
+/**
+ * The stock adapter names a consumer's push subject after the node (`<nodeID>.<service>.<channel>`),
+ * so the second node of a group asks JetStream for the same durable consumer with another
+ * subject and is refused ("consumer name already in use"). Every member of a group must
+ * share one durable consumer and one deliver subject, load-balanced by the queue group.
+ */
+class SharedConsumerNatsAdapter extends NatsAdapter {
+	override subscribe(chan: Channel): Promise<void> {
+		chan.id = `${chan.group}.${chan.name}`;
+		return super.subscribe(chan);
+	}
+}
+
+export function durableChannels(natsUrl: string): Middleware {
+	const adapter = new SharedConsumerNatsAdapter({ nats: { url: natsUrl } });
+	return ChannelsMiddleware({ adapter } as unknown as Parameters<typeof ChannelsMiddleware>[0]) as unknown as Middleware;
+}
