@@ -7,6 +7,7 @@ import type { BrokerOptions } from "moleculer";
 import type { Config } from "./config";
 import { durableChannels } from "./middlewares/channels.middleware";
 import { drainGatewayFirst } from "./middlewares/drain.middleware";
+import { ParleyErrorRegenerator } from "./lib/errors";
 import { paramsAlwaysObject } from "./middlewares/params.middleware";
 import { missingServiceIsTransient } from "./middlewares/unavailable.middleware";
 
@@ -24,6 +25,8 @@ export function brokerOptions(config: Config): BrokerOptions {
 		// Validation of every action's params (fastest-validator).
 		validator: true,
 		requestTimeout: 10_000,
+		// Client errors thrown on another node keep their class, so their code and type reach the client.
+		errorRegenerator: new ParleyErrorRegenerator(),
 		// The gateway waits for the services it fronts; poll often so start-up stays fast.
 		dependencyInterval: 20,
 		metrics: config.metricsPort
@@ -37,6 +40,9 @@ export function brokerOptions(config: Config): BrokerOptions {
 			// Durable channels on NATS JetStream carry the cluster's asynchronous work (search indexing).
 			...(clustered ? [durableChannels(config.cluster.natsUrl)] : []),
 		],
+		// Moleculer tells other nodes of our services a second after they register (a debounce);
+		// a gateway takes sockets before that, so announce at once when the node is up.
+		started: clustered ? (broker) => (broker.registry as unknown as { discoverer: { sendLocalNodeInfo(): Promise<void> } }).discoverer.sendLocalNodeInfo() : undefined,
 		// Stop waits for calls in flight, so a drain finishes the writes it has started.
 		tracking: { enabled: true, shutdownTimeout: 5000 },
 	};

@@ -11,6 +11,18 @@ export class ParleyError extends Errors.MoleculerClientError {
 	}
 }
 
+/**
+ * Errors cross the NATS transporter as plain objects and come back as bare `Error`s, so a
+ * FORBIDDEN thrown on a core node would reach the gateway as an unknown error (INTERNAL).
+ * This puts ParleyError back together from its name, code and type on the receiving node.
+ */
+export class ParleyErrorRegenerator extends Errors.Regenerator {
+	override restoreCustomError(plain: Errors.PlainMoleculerError): Error | undefined {
+		if (plain.name !== "ParleyError" || typeof plain.code !== "number" || typeof plain.type !== "string") return undefined;
+		return new ParleyError(String(plain.message ?? ""), plain.code, plain.type as ErrorType, plain.data);
+	}
+}
+
 export const unauthorized = (message = "Authentication required") => new ParleyError(message, 401, "UNAUTHORIZED");
 export const forbidden = (message = "Not allowed") => new ParleyError(message, 403, "FORBIDDEN");
 export const notFound = (message: string, data?: unknown) => new ParleyError(message, 404, "NOT_FOUND", data);

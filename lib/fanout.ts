@@ -9,6 +9,9 @@ import type { ServerEventName } from "../contract";
 import { Batcher } from "./batcher";
 import type { SessionInfo } from "./presence/presence-registry";
 
+/** How long a delivery waits for a node or service the broker has not discovered yet. */
+const DISCOVERY_WAIT_MS = 3000;
+
 export interface Delivery {
 	sessionIds: string[];
 	event: ServerEventName;
@@ -18,6 +21,22 @@ export interface Delivery {
 export class Fanout {
 	private broker?: ServiceBroker;
 	private readonly outboxes = new Map<string, Batcher<Delivery, void>>();
+
+	/**
+	 * Session look-ups of one event-loop turn go to presence as one call, and they resolve in
+	 * the order they were asked (a Batcher runs one flush at a time). That order keeps live
+	 * events in seq order when presence sits on other nodes: separate calls could come back
+	 * in any order and overtake each other.
+	 */
+	private readonly lookups = new Batcher<string[], SessionInfo[]>(
+		async (requests) => {
+			const userIds = [...new Set(requests.flat())];
+			const sessions = await this.afterDiscovery(undefined, () => this.requireBroker().call<SessionInfo[], { userIds: string[] }>("presence.sessionsOf", { userIds }));
+			const byUser = groupBy(sessions, (s) => s.userId);
+			return requests.map((ids) => [...new Set(ids)].flatMap((id) => byUser.get(id) ?? []));
+		},
+		{ delayMs: 0, maxItems: 1000 },
+	);
 
 	attach(broker: ServiceBroker): void {
 		this.broker = broker;
@@ -31,31 +50,18 @@ export class Fanout {
 
 	/** A per-user payload (e.g. each member's own unread) to every device of each user. */
 	async eachUser(userIds: string[], event: ServerEventName, payloadFor: (userId: string) => unknown, exceptSessionId?: string): Promise<void> {
-		const sessions = await this.sessionsOf(userIds);
-		const byUser = new Map<string, SessionInfo[]>();
-		for (const s of sessions) {
-			if (s.sessionId === exceptSessionId) continue;
-			const list = byUser.get(s.userId);
-			if (list) list.push(s);
-			else byUser.set(s.userId, [s]);
-		}
-		for (const [userId, list] of byUser) this.toSessions(list, event, payloadFor(userId));
+		const sessions = (await this.sessionsOf(userIds)).filter((s) => s.sessionId !== exceptSessionId);
+		for (const [userId, list] of groupBy(sessions, (s) => s.userId)) this.toSessions(list, event, payloadFor(userId));
 	}
 
 	sessionsOf(userIds: string[]): Promise<SessionInfo[]> {
-		return this.requireBroker().call<SessionInfo[], { userIds: string[] }>("presence.sessionsOf", { userIds });
+		return this.lookups.submit(userIds);
 	}
 
 	toSessions(sessions: SessionInfo[], event: ServerEventName, payload: unknown): void {
-		const byNode = new Map<string, string[]>();
-		for (const s of sessions) {
-			const ids = byNode.get(s.nodeID);
-			if (ids) ids.push(s.sessionId);
-			else byNode.set(s.nodeID, [s.sessionId]);
-		}
-		for (const [nodeID, sessionIds] of byNode) {
+		for (const [nodeID, onNode] of groupBy(sessions, (s) => s.nodeID)) {
 			this.outbox(nodeID)
-				.submit({ sessionIds, event, payload })
+				.submit({ sessionIds: onNode.map((s) => s.sessionId), event, payload })
 				// Live delivery is best effort: a device that misses an event catches up through messages.sync.
 				.catch((err: Error) => this.broker?.logger.warn(`delivery to node ${nodeID} failed: ${err.message}`));
 		}
@@ -66,7 +72,7 @@ export class Fanout {
 		if (!outbox) {
 			outbox = new Batcher<Delivery, void>(
 				async (items) => {
-					await this.requireBroker().call("gateway.deliver", { items }, { nodeID });
+					await this.afterDiscovery(nodeID, () => this.requireBroker().call("gateway.deliver", { items }, { nodeID }));
 					return items.map(() => undefined);
 				},
 				// No small cap: a capped batch per event-loop turn lets deliveries fall behind acks under load.
@@ -77,8 +83,43 @@ export class Fanout {
 		return outbox;
 	}
 
+	/**
+	 * A gateway that has just started already holds sockets (and its sessions are in the
+	 * registry) a moment before the other nodes have learnt of its services. A call that
+	 * finds no such service yet waits for discovery and tries again, for a few seconds;
+	 * a node the broker has seen leave is not waited for.
+	 */
+	private async afterDiscovery<T>(nodeID: string | undefined, call: () => Promise<T>): Promise<T> {
+		const deadline = Date.now() + DISCOVERY_WAIT_MS;
+		for (;;) {
+			try {
+				return await call();
+			} catch (err) {
+				const undiscovered = (err as Error).name === "ServiceNotFoundError" && !(nodeID && this.knownGone(nodeID));
+				if (!undiscovered || Date.now() > deadline) throw err;
+				await new Promise((r) => setTimeout(r, 50));
+			}
+		}
+	}
+
+	private knownGone(nodeID: string): boolean {
+		const node = (this.requireBroker().registry as unknown as { nodes: { get(id: string): { available: boolean } | undefined } }).nodes.get(nodeID);
+		return node !== undefined && !node.available;
+	}
+
 	private requireBroker(): ServiceBroker {
 		if (!this.broker) throw new Error("Fanout used before its service was created");
 		return this.broker;
 	}
+}
+
+function groupBy<T>(items: T[], keyOf: (item: T) => string): Map<string, T[]> {
+	const groups = new Map<string, T[]>();
+	for (const item of items) {
+		const key = keyOf(item);
+		const group = groups.get(key);
+		if (group) group.push(item);
+		else groups.set(key, [item]);
+	}
+	return groups;
 }

@@ -26,6 +26,20 @@ const SYNC_PAGE_TEXT_BUDGET = 500_000;
 
 const CLIENT_MSG_ID = { type: "string", min: 1, max: 128, pattern: /^[A-Za-z0-9_.:-]+$/ } as const;
 
+/**
+ * In a cluster the messages node with the lowest node id relays the search outbox; when it
+ * leaves, the registry drops it and the next one takes over.
+ */
+function leadsRelay(broker: Service["broker"]): boolean {
+	if (!broker.transit) return true;
+	const nodes = broker.registry
+		.getServiceList({ onlyAvailable: true })
+		.filter((s) => s.name === "messages")
+		.map((s) => s.nodeID)
+		.sort();
+	return nodes.length === 0 || nodes[0] === broker.nodeID;
+}
+
 export default function messagesService(config: Config): ServiceSchema {
 	const store = createChatStore(config, { feedsSearch: true });
 	const fanout = new Fanout();
@@ -61,7 +75,7 @@ export default function messagesService(config: Config): ServiceSchema {
 							for (const payload of chunkForChannel(messages)) await this.broker.sendToChannel(SEARCH_INDEX_CHANNEL, payload);
 						}
 					: (messages: Message[]) => this.broker.call<void, { messages: Message[] }>("search.index", { messages });
-			relay = new SearchOutboxRelay(feed, publish, this.logger);
+			relay = new SearchOutboxRelay(feed, publish, this.logger, { active: () => leadsRelay(this.broker) });
 			relay.start();
 		},
 

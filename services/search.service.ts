@@ -2,7 +2,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { Message, ParamsOf, ResultOf } from "../contract";
 import { unavailable } from "../lib/errors";
-import { SEARCH_DEAD_LETTER_CHANNEL, SEARCH_INDEX_CHANNEL, SEARCH_INDEX_MAX_RETRIES, type SearchIndexPayload } from "../lib/search/index-channel";
+import { SEARCH_DEAD_LETTER_CHANNEL, SEARCH_INDEX_CHANNEL, SEARCH_INDEX_IN_FLIGHT, SEARCH_INDEX_MAX_RETRIES, type SearchIndexPayload } from "../lib/search/index-channel";
 import { isFed, type SelfMaintainedSearchIndex } from "../lib/search/search-index";
 import type { Config } from "../config";
 import { callerOf, requireMember, type CallerMeta, type MemberRef } from "../mixins/caller";
@@ -24,6 +24,10 @@ export default function searchService(config: Config): ServiceSchema {
 						[SEARCH_INDEX_CHANNEL]: {
 							group: "search",
 							maxRetries: SEARCH_INDEX_MAX_RETRIES,
+							// Shared by every search node (one durable consumer). Batches in flight together
+							// ride the same Elasticsearch refresh, so one at a time would cap indexing at a
+							// batch per second.
+							maxInFlight: SEARCH_INDEX_IN_FLIGHT,
 							deadLettering: { enabled: true, queueName: SEARCH_DEAD_LETTER_CHANNEL },
 							// Consume what was published before this consumer first existed, too.
 							nats: { consumerOptions: { config: { deliver_policy: "all" } } },

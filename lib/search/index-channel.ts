@@ -9,6 +9,7 @@ import type { Message } from "../../contract";
 export const SEARCH_INDEX_CHANNEL = "parley.search.index";
 export const SEARCH_DEAD_LETTER_CHANNEL = "parley.search.dead";
 export const SEARCH_INDEX_MAX_RETRIES = 5;
+export const SEARCH_INDEX_IN_FLIGHT = 16;
 
 /** NATS refuses payloads over its max_payload (1 MB by default); stay well under it. */
 const MAX_CHUNK_BYTES = 256 * 1024;

@@ -12,6 +12,18 @@ export interface RelayLogger {
 	info(...args: unknown[]): void;
 }
 
+export interface RelayOptions {
+	batch: number;
+	idleMs: number;
+	maxBackoffMs: number;
+	/**
+	 * Whether this relay should move entries now. Every messages node of a cluster has a
+	 * relay over the same shared outbox; one at a time keeps them from publishing
+	 * everything twice (a brief overlap at a hand-over is harmless: the index is idempotent).
+	 */
+	active: () => boolean;
+}
+
 export class SearchOutboxRelay {
 	private running = false;
 	private loop: Promise<void> | undefined;
@@ -21,8 +33,12 @@ export class SearchOutboxRelay {
 		private readonly feed: SearchFeed,
 		private readonly publish: (messages: Message[]) => Promise<void>,
 		private readonly logger: RelayLogger,
-		private readonly options = { batch: 500, idleMs: 100, maxBackoffMs: 10_000 },
-	) {}
+		options: Partial<RelayOptions> = {},
+	) {
+		this.options = { batch: 500, idleMs: 100, maxBackoffMs: 10_000, active: () => true, ...options };
+	}
+
+	private readonly options: RelayOptions;
 
 	start(): void {
 		if (this.running) return;
@@ -40,6 +56,10 @@ export class SearchOutboxRelay {
 		let failures = 0;
 		while (this.running) {
 			let moved = 0;
+			if (!this.options.active()) {
+				await this.sleep(this.options.idleMs);
+				continue;
+			}
 			try {
 				const entries = await this.feed.backlog(this.options.batch);
 				if (entries.length > 0) {

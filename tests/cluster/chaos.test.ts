@@ -66,7 +66,9 @@ describe("cluster chaos", async () => {
 			const buyer = await newClient(`chaos-buyer-${i}`, `buyer-${i}`);
 			const seller = await newClient(`chaos-seller-${i}`, `seller-${i}`);
 			const conv = await buyer.call("conversations.open", { listingId: `chaos-${i}`, sellerId: `chaos-seller-${i}` });
-			pairs.push({ conversationId: conv.id, buyer, seller, sent: [], acked: new Map() });
+			// The seller answers once: presence is shared only between people who exchanged messages.
+			const hello = await seller.send(conv.id, "hello", `chaos-${i}-hello`);
+			pairs.push({ conversationId: conv.id, buyer, seller, sent: [hello.clientMsgId], acked: new Map([[hello.clientMsgId, hello]]) });
 		}
 
 		// A device held by gateway A only, with no reconnect: when A dies its user must go offline.

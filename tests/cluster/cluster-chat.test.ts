@@ -11,7 +11,7 @@ import type { ServerHandle } from "../support/server";
 
 /** The cluster as the suite sees a server: every gateway URL, and the first gateway's process. */
 async function startClusterTarget(env: Record<string, string>): Promise<ServerHandle> {
-	const cluster = await startCluster({ gateways: 2, cores: 2, env });
+	const cluster = await startCluster({ gateways: 2, cores: 2, env, echo: Boolean(process.env.DEBUG_CLUSTER) });
 	const first = cluster.gateways[0]!;
 	return {
 		url: first.url,
