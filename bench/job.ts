@@ -8,6 +8,8 @@ export type LoadScenario = "throughput" | "latency";
 
 export interface LoadJob {
 	url: string;
+	/** Every gateway of the server under test; sockets are spread over them in turn. */
+	urls: string[];
 	scenario: LoadScenario;
 	users: number;
 	conversations: number;

@@ -10,7 +10,7 @@ import { ROOT, hasExited, spawnNodeScript, stopChild } from "./children";
 import { mainThreadProfile, summarizeProfile, type ProfileSummary } from "./cpu-profile";
 import type { LoadJob, LoadResult, LoadScenario, LoadgenMessage } from "./job";
 import type { BenchOptions } from "./options";
-import { RssSampler, cpuSeconds, machineJiffies } from "./proc-stats";
+import { RssSampler, cpuSecondsOf, machineJiffies } from "./proc-stats";
 import { startTarget, type TargetName } from "./targets";
 
 export interface ServerObservations {
@@ -48,9 +48,10 @@ export async function runLoad(name: TargetName, scenario: LoadScenario, options:
 	if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
 	const target = await startTarget(name, { profile: options.profile, logLevel: "warn", relaySummaries: options.relaySummaries, cpuProfileDir: profileDir });
 	const outputAtStart = target.output().length;
-	const rss = new RssSampler(target.pid);
+	const rss = new RssSampler(target.pids);
 	const job: LoadJob = {
 		url: target.url,
+		urls: target.urls,
 		scenario,
 		users: options.users,
 		conversations: options.conversations,
@@ -66,7 +67,7 @@ export async function runLoad(name: TargetName, scenario: LoadScenario, options:
 	let cpuPct: number | null = null;
 	let machineBusyPct: number | null = null;
 	try {
-		const outcome = await driveLoadgen(job, target.pid, (pct, busy) => {
+		const outcome = await driveLoadgen(job, target.pids, (pct, busy) => {
 			cpuPct = pct;
 			machineBusyPct = busy;
 		});
@@ -99,7 +100,7 @@ export async function runLoad(name: TargetName, scenario: LoadScenario, options:
 /** Runs bench/loadgen.ts and waits for its result, measuring the server's CPU between its window signals. */
 function driveLoadgen(
 	job: LoadJob,
-	serverPid: number,
+	serverPids: () => number[],
 	onWindowClosed: (serverCpuPct: number | null, machineBusyPct: number | null) => void,
 ): Promise<{ result: LoadResult | null; error: string | null }> {
 	const child: ChildProcess = spawnNodeScript({ script: "bench/loadgen.ts", args: [JSON.stringify(job)], stdio: ["ignore", "inherit", "inherit", "ipc"] });
@@ -116,10 +117,10 @@ function driveLoadgen(
 		const timer = setTimeout(() => finish(null, `load generator gave no result within ${budgetMs / 1000} s`), budgetMs);
 		child.on("message", (message: LoadgenMessage) => {
 			if (message.kind === "phase" && message.phase === "window-open") {
-				opened = { at: performance.now(), cpu: cpuSeconds(serverPid), machine: machineJiffies() };
+				opened = { at: performance.now(), cpu: cpuSecondsOf(serverPids()), machine: machineJiffies() };
 			} else if (message.kind === "phase" && message.phase === "window-closed" && opened) {
 				const seconds = (performance.now() - opened.at) / 1000;
-				const cpu = cpuSeconds(serverPid);
+				const cpu = cpuSecondsOf(serverPids());
 				const machine = machineJiffies();
 				onWindowClosed(
 					cpu === undefined || opened.cpu === undefined ? null : round(((cpu - opened.cpu) / seconds) * 100),

@@ -24,8 +24,11 @@ export interface BenchOptions {
 
 export const USAGE = `usage: npm run bench -- [flags]
   --scenario all|startup|throughput|latency   (default all; may be comma-separated)
-  --profile embedded|cluster-engines          server under test: SQLite + FTS5, or Cassandra + Elasticsearch
-                                              (one process; start the engines first: npm run engines -- start all)
+  --profile embedded|cluster-engines|cluster  server under test: SQLite + FTS5; Cassandra + Elasticsearch in one
+                                              process; or a local cluster of 2 gateways + 2 core nodes over NATS
+                                              and Redis (started by the bench) on Cassandra + Elasticsearch
+                                              (start the engines first: npm run engines -- start all). The
+                                              cluster profile has no startup scenario (T8 is about one process)
   --baseline                                  also run the load against a bare Socket.IO relay
   --duration <s>        measured seconds per load run (default 10)
   --warmup <s>          unmeasured load before each measured period (default 2)
@@ -43,7 +46,7 @@ export const USAGE = `usage: npm run bench -- [flags]
                         (the profiler costs throughput: those figures are not comparable)`;
 
 const SCENARIOS: readonly Scenario[] = ["startup", "throughput", "latency"];
-const PROFILES: readonly Profile[] = ["embedded", "cluster-engines"];
+const PROFILES: readonly Profile[] = ["embedded", "cluster-engines", "cluster"];
 
 export function parseOptions(argv: string[]): BenchOptions {
 	const options: BenchOptions = {

@@ -46,19 +46,26 @@ export function machineJiffies(): { busy: number; total: number } {
 	return { busy: total - idle, total };
 }
 
-/** Samples a process's RSS on an interval and keeps the peak. */
+/** CPU seconds of several processes together (a cluster's nodes); undefined if none is left. */
+export function cpuSecondsOf(pids: number[]): number | undefined {
+	const each = pids.map(cpuSeconds).filter((s): s is number => s !== undefined);
+	return each.length === 0 ? undefined : each.reduce((a, b) => a + b, 0);
+}
+
+/** Samples the summed RSS of a server's processes on an interval and keeps the peak. */
 export class RssSampler {
 	peakMB = 0;
 	lastMB = 0;
 	private readonly timer: NodeJS.Timeout;
 
-	constructor(private readonly pid: number, intervalMs = 250) {
+	constructor(private readonly pids: () => number[], intervalMs = 250) {
 		this.sample();
 		this.timer = setInterval(() => this.sample(), intervalMs);
 	}
 
 	sample(): number | undefined {
-		const mb = rssMB(this.pid);
+		const each = this.pids().map(rssMB).filter((mb): mb is number => mb !== undefined);
+		const mb = each.length === 0 ? undefined : each.reduce((a, b) => a + b, 0);
 		if (mb !== undefined) {
 			this.lastMB = mb;
 			this.peakMB = Math.max(this.peakMB, mb);

@@ -6,7 +6,7 @@ import type { StartupResult } from "./startup";
 import type { TargetName } from "./targets";
 
 export interface Verdict {
-	id: "T1" | "T2" | "T8";
+	id: "T1" | "T2" | "T4" | "T8";
 	what: string;
 	measured: string;
 	target: string;
@@ -40,9 +40,10 @@ export function bestThroughput(runs: LoadRun[], target: TargetName): LoadRun | u
 const latencyRun = (runs: LoadRun[], target: TargetName) => runs.find((r) => r.scenario === "latency" && r.target === target);
 
 export function verdictsOf(report: Omit<BenchReport, "verdicts">): Verdict[] {
-	const verdicts: Verdict[] = [];
 	const noisy = (...runs: (LoadRun | undefined)[]) =>
 		runs.some((r) => r && (otherCpuPct(r, report.machine.cpus) ?? 0) > NOISY_OTHER_CPU_PCT) ? " [noisy]" : "";
+	if (report.options.profile === "cluster") return clusterVerdicts(report, noisy);
+	const verdicts: Verdict[] = [];
 	const parleyT = bestThroughput(report.runs, "parley");
 	const relayT = bestThroughput(report.runs, "relay");
 	if (parleyT) {
@@ -78,6 +79,31 @@ export function verdictsOf(report: Omit<BenchReport, "verdicts">): Verdict[] {
 			measured: `ready ${ms(ready, 0)}, idle RSS ${mb(startup.idleRssMB)}`,
 			target: "ready <= 2 s, idle RSS <= 150 MB",
 			pass: ready <= 2000 && startup.idleRssMB !== null && startup.idleRssMB <= 150,
+		});
+	}
+	return verdicts;
+}
+
+/**
+ * T4: a cluster of 2 gateways and 2 core nodes carries at least 5,000 msg/s with p99 <= 100 ms.
+ * Judged on the open-loop run: every offered message delivered, at an offered rate of 5,000 or more.
+ */
+function clusterVerdicts(report: Omit<BenchReport, "verdicts">, noisy: (...runs: (LoadRun | undefined)[]) => string): Verdict[] {
+	const verdicts: Verdict[] = [];
+	const best = bestThroughput(report.runs, "parley");
+	const run = latencyRun(report.runs, "parley");
+	const r = run?.result;
+	if (r) {
+		const clean = problemsOf(r) === "none";
+		const keptUp = r.perSecond.delivered >= 0.99 * report.options.rate;
+		verdicts.push({
+			id: "T4",
+			what: `cluster at ${int(report.options.rate)} msg/s offered`,
+			measured:
+				`delivered ${int(r.perSecond.delivered)}/s, p50 ${ms(r.delivery.p50)}, p99 ${ms(r.delivery.p99)}` +
+				`${best ? `; best closed-loop ${int(best.result!.perSecond.delivered)}/s` : ""}${clean ? "" : " (with errors/missing)"}${noisy(run)}`,
+			target: ">= 5,000 msg/s, p99 <= 100 ms",
+			pass: clean && keptUp && report.options.rate >= 5000 && r.delivery.p99 <= 100,
 		});
 	}
 	return verdicts;

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
 	if (partial.machine.busyBeforePct > 20) {
 		console.error(`bench: WARNING: ${partial.machine.busyBeforePct}% of the machine was busy before the bench started; figures will be low and noisy`);
 	}
-	if (options.scenarios.includes("startup")) {
+	if (options.scenarios.includes("startup") && options.profile !== "cluster") {
 		progress(`startup: ${options.startupRuns} run(s)`);
 		partial.startup = await measureStartup(options.profile, options.startupRuns);
 	}

@@ -36,7 +36,7 @@ export async function measureStartup(profile: Profile, runs: number): Promise<St
 				healthMs: round(target.healthMs),
 				readyLineMs: target.readyLineMs() === undefined ? null : round(target.readyLineMs()!),
 				selfReportedMs: selfReported === undefined ? null : Number(selfReported),
-				idleRssMB: round(rssMB(target.pid) ?? NaN) || null,
+				idleRssMB: round(rssMB(target.pids()[0] ?? -1) ?? NaN) || null,
 			});
 		} finally {
 			await target.stop();

@@ -1,14 +1,19 @@
 /**
- * The servers under test: Parley (one profile for now: embedded) and the bare
- * Socket.IO relay. Each starts as its own process on a free loopback port with
- * a fresh data directory, and is ready when GET /api/health answers 200.
+ * The servers under test: Parley (embedded, one process on the production engines, or a
+ * local cluster) and the bare Socket.IO relay. Each starts on free loopback ports with
+ * fresh storage, and is ready when GET /api/health answers 200 (a cluster: when every
+ * node has printed its ready line).
  */
 import type { ChildProcess } from "node:child_process";
 import net from "node:net";
+import { startCluster } from "../scripts/cluster-launcher";
 import { hasExited, makeTempDir, removeTempDir, spawnNodeScript, stopChild } from "./children";
 
 export type TargetName = "parley" | "relay";
-export type Profile = "embedded" | "cluster-engines";
+export type Profile = "embedded" | "cluster-engines" | "cluster";
+
+/** Nodes of the `cluster` profile, as the issue sets it: two gateways and two core nodes. */
+const CLUSTER_SHAPE = { gateways: 2, cores: 2 };
 
 export interface TargetOptions {
 	profile: Profile;
@@ -22,7 +27,10 @@ export interface TargetOptions {
 export interface RunningTarget {
 	name: TargetName;
 	url: string;
-	pid: number;
+	/** Every gateway (one for a single process). */
+	urls: string[];
+	/** The server's processes now: one, or every node of a cluster (a restarted node has a new pid). */
+	pids: () => number[];
 	child: ChildProcess;
 	/** ms from spawn to the first 200 from /api/health. */
 	healthMs: number;
@@ -58,7 +66,11 @@ function profileEnv(profile: Profile): Record<string, string> {
 	};
 }
 
+/** The per-user rate limit protects production from abuse; the bench is deliberate abuse. */
+const UNLIMITED = { PARLEY_CALLS_PER_SECOND: "1000000", PARLEY_CALL_BURST: "1000000" };
+
 export async function startTarget(name: TargetName, options: TargetOptions): Promise<RunningTarget> {
+	if (name === "parley" && options.profile === "cluster") return startClusterTarget();
 	const port = await freePort();
 	const dataDir = makeTempDir(`parley-bench-${name}-`);
 	const spawnedAt = performance.now();
@@ -71,9 +83,7 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
 			PARLEY_DATA_DIR: dataDir,
 			...profileEnv(options.profile),
 			PARLEY_LOG_LEVEL: options.logLevel,
-			// The per-user rate limit protects production from abuse; the bench is deliberate abuse.
-			PARLEY_CALLS_PER_SECOND: "1000000",
-			PARLEY_CALL_BURST: "1000000",
+			...UNLIMITED,
 			RELAY_SUMMARIES: options.relaySummaries ? "1" : "0",
 		},
 	});
@@ -102,7 +112,8 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
 		return {
 			name,
 			url: `http://127.0.0.1:${port}`,
-			pid: child.pid!,
+			urls: [`http://127.0.0.1:${port}`],
+			pids: () => (hasExited(child) ? [] : [child.pid!]),
 			child,
 			healthMs,
 			readyLineMs: () => readyLineMs,
@@ -114,6 +125,35 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
 		await stop();
 		throw err;
 	}
+}
+
+/**
+ * Two gateways and two core nodes over NATS and Redis (started here), on Cassandra and
+ * Elasticsearch (started beforehand with `npm run engines -- start all`). Node logs are
+ * kept at info, which the launcher needs for its ready lines; only warnings count as problems.
+ */
+async function startClusterTarget(): Promise<RunningTarget> {
+	const spawnedAt = performance.now();
+	const cluster = await startCluster({ ...CLUSTER_SHAPE, env: UNLIMITED });
+	const healthMs = performance.now() - spawnedAt;
+	const first = cluster.gateways[0]!;
+	const problems = () =>
+		[...cluster.gateways, ...cluster.cores]
+			.flatMap((n) => cluster.logsOf(n.nodeID).map((line) => `[${n.nodeID}] ${line}`))
+			.filter((line) => /\b(WARN|ERROR|FATAL)\b/.test(line))
+			.join("\n");
+	return {
+		name: "parley",
+		url: first.url,
+		urls: cluster.gateways.map((g) => g.url),
+		pids: () => cluster.pids(),
+		child: cluster.processOf(first.nodeID),
+		healthMs,
+		readyLineMs: () => healthMs,
+		readyLine: () => undefined,
+		output: problems,
+		stop: () => cluster.stop(),
+	};
 }
 
 /** Polls every 10 ms (the resolution of the start-up figure); returns the performance.now() of the first 200. */

@@ -29,7 +29,8 @@ export async function buildFleet(job: LoadJob): Promise<Fleet> {
 	const fleet: Fleet = { sockets, lanes: [], close: () => sockets.forEach((s) => s.disconnect()) };
 	try {
 		const connected = await mapLimit(userIds, 32, (userId, i) =>
-			connect(job.url, tokens[i]!, `bench-d${i}`, sourceAddress(i, job.sourceAddresses)),
+			// Buyer 2j and seller 2j+1 land on different gateways of a cluster: every message crosses nodes.
+			connect(job.urls[i % job.urls.length]!, tokens[i]!, `bench-d${i}`, sourceAddress(i, job.sourceAddresses)),
 		);
 		sockets.push(...connected);
 		const pairs = Array.from({ length: job.conversations }, (_, j) => ({
