@@ -5,8 +5,8 @@
  * node has printed its ready line).
  */
 import type { ChildProcess } from "node:child_process";
-import net from "node:net";
 import { startCluster } from "../scripts/cluster-launcher";
+import { freePort } from "../scripts/lib/processes";
 import { hasExited, makeTempDir, removeTempDir, spawnNodeScript, stopChild } from "./children";
 
 export type TargetName = "parley" | "relay";
@@ -170,15 +170,4 @@ async function waitForHealth(url: string, child: ChildProcess, output: () => str
 		await new Promise((r) => setTimeout(r, 10));
 	}
 	throw new Error(`server not healthy within ${HEALTH_TIMEOUT_MS} ms:\n${output()}`);
-}
-
-function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = net.createServer();
-		server.listen(0, "127.0.0.1", () => {
-			const { port } = server.address() as net.AddressInfo;
-			server.close(() => resolve(port));
-		});
-		server.on("error", reject);
-	});
 }

@@ -24,6 +24,9 @@ type Ctx<P> = Context<P, CallerMeta>;
 /** Characters of message text per sync page (about 2 MB of JSON at most). */
 const SYNC_PAGE_TEXT_BUDGET = 500_000;
 
+/** Sends one node works on at once (each waits for its group commit); as many more may wait. */
+const SEND_CONCURRENCY = 2000;
+
 const CLIENT_MSG_ID = { type: "string", min: 1, max: 128, pattern: /^[A-Za-z0-9_.:-]+$/ } as const;
 
 /**
@@ -87,6 +90,10 @@ export default function messagesService(config: Config): ServiceSchema {
 			send: {
 				visibility: "published",
 				...SHARDED_BY_CONVERSATION,
+				// Admission control: past this many sends in flight on one node, more are refused at once
+				// as UNAVAILABLE (clients retry with backoff) instead of queueing until the node stalls
+				// and misses its heartbeats.
+				bulkhead: { enabled: true, concurrency: SEND_CONCURRENCY, maxQueueSize: SEND_CONCURRENCY },
 				params: {
 					conversationId: ID,
 					clientMsgId: CLIENT_MSG_ID,
