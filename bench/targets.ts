@@ -140,7 +140,7 @@ async function startClusterTarget(): Promise<RunningTarget> {
 	const problems = () =>
 		[...cluster.gateways, ...cluster.cores]
 			.flatMap((n) => cluster.logsOf(n.nodeID).map((line) => `[${n.nodeID}] ${line}`))
-			.filter((line) => /\b(WARN|ERROR|FATAL)\b/.test(line))
+			.filter((line) => /\b(WARN|ERROR|FATAL)\b|\[cassandra-store\]/.test(line))
 			.join("\n");
 	return {
 		name: "parley",
