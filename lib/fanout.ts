@@ -11,6 +11,7 @@ import type { SessionInfo } from "./presence/presence-registry";
 
 /** How long a delivery waits for a node or service the broker has not discovered yet. */
 const DISCOVERY_WAIT_MS = 3000;
+const LOOKUP_TIMEOUT_MS = 2000;
 
 export interface Delivery {
 	sessionIds: string[];
@@ -22,21 +23,8 @@ export class Fanout {
 	private broker?: ServiceBroker;
 	private readonly outboxes = new Map<string, Batcher<Delivery, void>>();
 
-	/**
-	 * Session look-ups of one event-loop turn go to presence as one call, and they resolve in
-	 * the order they were asked (a Batcher runs one flush at a time). That order keeps live
-	 * events in seq order when presence sits on other nodes: separate calls could come back
-	 * in any order and overtake each other.
-	 */
-	private readonly lookups = new Batcher<string[], SessionInfo[]>(
-		async (requests) => {
-			const userIds = [...new Set(requests.flat())];
-			const sessions = await this.afterDiscovery(undefined, () => this.requireBroker().call<SessionInfo[], { userIds: string[] }>("presence.sessionsOf", { userIds }));
-			const byUser = groupBy(sessions, (s) => s.userId);
-			return requests.map((ids) => [...new Set(ids)].flatMap((id) => byUser.get(id) ?? []));
-		},
-		{ delayMs: 0, maxItems: 1000 },
-	);
+	/** The newest look-up, once released: each later one resolves only after it (see sessionsOf). */
+	private lastLookup: Promise<unknown> = Promise.resolve();
 
 	attach(broker: ServiceBroker): void {
 		this.broker = broker;
@@ -54,8 +42,21 @@ export class Fanout {
 		for (const [userId, list] of groupBy(sessions, (s) => s.userId)) this.toSessions(list, event, payloadFor(userId));
 	}
 
+	/**
+	 * Look-ups run concurrently but resolve in the order they were asked. With presence on
+	 * other nodes, two calls can come back in either order, and fan-out of message 7 would
+	 * overtake message 6 on its way to a device; released in order, live events leave in seq
+	 * order. A slow look-up holds the later ones back, hence the short timeout.
+	 */
 	sessionsOf(userIds: string[]): Promise<SessionInfo[]> {
-		return this.lookups.submit(userIds);
+		const call = this.afterDiscovery(undefined, () =>
+			this.requireBroker().call<SessionInfo[], { userIds: string[] }>("presence.sessionsOf", { userIds }, { timeout: LOOKUP_TIMEOUT_MS }),
+		);
+		// Handled here so a failure before its turn is not an unhandled rejection; callers still see it.
+		call.catch(() => undefined);
+		const released = this.lastLookup.then(() => call);
+		this.lastLookup = released.catch(() => undefined);
+		return released;
 	}
 
 	toSessions(sessions: SessionInfo[], event: ServerEventName, payload: unknown): void {
