@@ -82,6 +82,9 @@ function subjectOf(token: string): string | undefined {
 /** Worth sending again with the same clientMsgId; INTERNAL only a few times, in case it is not transient. */
 const RETRYABLE = new Set(["RATE_LIMITED", "UNAVAILABLE", "INTERNAL", "TIMEOUT", "DISCONNECTED"]);
 const MAX_INTERNAL_RETRIES = 5;
+/** Outbox retries of one message back off from ~0.4 s to at most 5 s, with full jitter. */
+const OUTBOX_RETRY_BASE_MS = 200;
+const OUTBOX_RETRY_MAX_MS = 5000;
 
 export class ParleyClient extends EventEmitter<ClientEvents> {
 	readonly socket: Socket;
@@ -174,6 +177,11 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		for (const t of this.deliveredTimers.values()) clearTimeout(t);
 		this.state.save();
 		this.socket.disconnect();
+	}
+
+	/** The gateway this client is connected to, or trying to reach. */
+	get currentUrl(): string {
+		return (this.socket.io as unknown as { uri: string }).uri;
 	}
 
 	get connected(): boolean {
@@ -292,6 +300,8 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		if (this.flushing) return;
 		this.flushing = true;
 		try {
+			// Per entry: failures of the head of the queue so far. Reset when it leaves the queue.
+			let failures = 0;
 			let internalErrors = 0;
 			for (let entry = this.state.outbox()[0]; entry && this.socket.connected; entry = this.state.outbox()[0]) {
 				try {
@@ -302,6 +312,7 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 						text: entry.text,
 					});
 					this.state.dequeue(entry.clientMsgId);
+					failures = internalErrors = 0;
 					// Our own message is part of the conversation too: it moves the cursor like any other.
 					this.receive(message);
 					this.settle(entry.clientMsgId, (w) => w.resolve(message));
@@ -309,12 +320,15 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 					const type = err instanceof ParleyCallError ? err.type : "INTERNAL";
 					if (type === "INTERNAL") internalErrors++;
 					if (RETRYABLE.has(type) && internalErrors <= MAX_INTERNAL_RETRIES) {
+						failures++;
 						const retryAfterMs = (err as ParleyCallError).wire?.data as { retryAfterMs?: number } | undefined;
-						const wait = type === "RATE_LIMITED" ? (retryAfterMs?.retryAfterMs ?? 1000) : 200 * 2 ** Math.min(internalErrors, 5);
+						// Full jitter: clients refused together by an overloaded server must not come back together.
+						const backoff = Math.random() * Math.min(OUTBOX_RETRY_MAX_MS, OUTBOX_RETRY_BASE_MS * 2 ** failures);
+						const wait = type === "RATE_LIMITED" ? (retryAfterMs?.retryAfterMs ?? 1000) : backoff;
 						await new Promise((r) => setTimeout(r, wait));
 						continue;
 					}
-					internalErrors = 0;
+					failures = internalErrors = 0;
 					// The server refused it for good (forbidden, invalid...): retrying cannot help.
 					this.state.dequeue(entry.clientMsgId);
 					this.settle(entry.clientMsgId, (w) => w.reject(err as Error));

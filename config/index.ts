@@ -156,6 +156,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 	if (!clustered && config.roles.length !== ROLES.length) {
 		throw new ConfigError("PARLEY_ROLES splits services between nodes: it needs PARLEY_PROFILE=cluster");
 	}
+	// Moleculer calls a local service before asking the Shard strategy, so a node running both roles
+	// would order every conversation itself, beside the other core nodes: one role per cluster node.
+	if (clustered && (env.PARLEY_ROLES === undefined || config.roles.length !== 1)) {
+		throw new ConfigError(`PARLEY_PROFILE=cluster needs PARLEY_ROLES set to one role per node: ${ROLES.join(" or ")}`);
+	}
 	// Worst case a character is 4 bytes of UTF-8; a text within its limit must never exceed the packet limit.
 	if (config.limits.maxPacketBytes < config.limits.maxTextLength * 4 + 4096) {
 		throw new ConfigError("PARLEY_MAX_PACKET_BYTES must be at least 4 x PARLEY_MAX_TEXT_LENGTH + 4096");

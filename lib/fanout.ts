@@ -11,7 +11,8 @@ import type { SessionInfo } from "./presence/presence-registry";
 
 /** How long a delivery waits for a node or service the broker has not discovered yet. */
 const DISCOVERY_WAIT_MS = 3000;
-const LOOKUP_TIMEOUT_MS = 2000;
+const LOOKUP_TIMEOUT_MS = 1000;
+const NODE_TROUBLE = new Set(["RequestTimeoutError", "RequestRejectedError"]);
 
 export interface Delivery {
 	sessionIds: string[];
@@ -49,9 +50,11 @@ export class Fanout {
 	 * order. A slow look-up holds the later ones back, hence the short timeout.
 	 */
 	sessionsOf(userIds: string[]): Promise<SessionInfo[]> {
-		const call = this.afterDiscovery(undefined, () =>
-			this.requireBroker().call<SessionInfo[], { userIds: string[] }>("presence.sessionsOf", { userIds }, { timeout: LOOKUP_TIMEOUT_MS }),
-		);
+		const lookup = () =>
+			this.requireBroker().call<SessionInfo[], { userIds: string[] }>("presence.sessionsOf", { userIds }, { timeout: LOOKUP_TIMEOUT_MS });
+		// A presence node that just died is still in the registry for a few seconds: one more try
+		// goes to the next presence node (round robin) instead of dropping the event.
+		const call = this.afterDiscovery(undefined, () => lookup().catch((err: Error) => (NODE_TROUBLE.has(err.name) ? lookup() : Promise.reject(err))));
 		// Handled here so a failure before its turn is not an unhandled rejection; callers still see it.
 		call.catch(() => undefined);
 		const released = this.lastLookup.then(() => call);

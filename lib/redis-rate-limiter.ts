@@ -4,29 +4,7 @@
  * happen in one Lua script on Redis's own clock, so nodes with skewed clocks
  * agree and no key ever exists without its expiry.
  */
-import Redis from "ioredis";
-
-/**
- * One Redis connection tuned for a chat server: during a short outage calls wait
- * in the offline queue and go through after the reconnect; a longer one fails
- * them within `commandTimeout` instead of piling them up forever.
- */
-export function createRedis(url: string, onError?: (err: Error) => void): Redis {
-	const redis = new Redis(url, {
-		// Back off to 0.5 s and never give up: Redis coming back must heal the cluster by itself.
-		retryStrategy: (times) => Math.min(times * 100, 500),
-		// Queued calls are failed every fifth failed reconnect (after ~1 s, then every ~2.5 s), so a
-		// call the caller gave up on is not run long after, when Redis returns...
-		maxRetriesPerRequest: 4,
-		enableOfflineQueue: true,
-		// ...and none waits more than 2 s for an answer, queued or sent.
-		commandTimeout: 2000,
-		connectTimeout: 2000,
-	});
-	// Without a listener ioredis prints every failed reconnect; callers log their own failed calls.
-	redis.on("error", onError ?? (() => undefined));
-	return redis;
-}
+import type Redis from "ioredis";
 
 // KEYS[1] bucket; ARGV perSecond, burst. The bucket is "tokens at-ms", gone once it would be full again.
 const TAKE = `

@@ -22,6 +22,7 @@ class SharedConsumerNatsAdapter extends NatsAdapter {
 }
 
 export function durableChannels(natsUrl: string): Middleware {
-	const adapter = new SharedConsumerNatsAdapter({ nats: { url: natsUrl } });
+	// nats.js gives up after 10 reconnects (~20 s); a NATS outage must heal by itself, like the transporter does.
+	const adapter = new SharedConsumerNatsAdapter({ nats: { url: natsUrl, connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1000 } } });
 	return ChannelsMiddleware({ adapter } as unknown as Parameters<typeof ChannelsMiddleware>[0]) as unknown as Middleware;
 }

@@ -37,7 +37,8 @@ function unreadBytes(socket: Socket): number {
 
 export default function gatewayService(config: Config): ServiceSchema {
 	const verifier = new TokenVerifier(config.auth, config.mode === "production");
-	const limiter = callLimiter(config);
+	let logger: Service["logger"] | undefined;
+	const limiter = callLimiter(config, (message) => logger?.warn(message));
 	let io: Server | undefined;
 	let draining: Promise<void> | undefined;
 
@@ -240,6 +241,7 @@ export default function gatewayService(config: Config): ServiceSchema {
 		},
 
 		created(this: Service) {
+			logger = this.logger;
 			// A port already in use must stop the process with an error, not leave it idle and exit 0.
 			(this.server as import("node:http").Server).once("error", (err: NodeJS.ErrnoException) => {
 				if (err.code === "EADDRINUSE" || err.code === "EACCES") this.broker.fatal(`parley: cannot listen on ${config.host}:${config.port} (${err.code})`, err);
@@ -267,12 +269,15 @@ export default function gatewayService(config: Config): ServiceSchema {
  * Per-user call limits: in memory for one process; in a cluster shared through Redis,
  * so a user cannot multiply their allowance by connecting to several gateways.
  */
-function callLimiter(config: Config): { buckets: { take(key: string): number | Promise<number> }; close(): void } {
+function callLimiter(config: Config, warn: (message: string) => void): { buckets: { take(key: string): number | Promise<number> }; close(): void } {
 	const { callsPerSecond, callBurst } = config.limits;
 	if (config.profile !== "cluster") return { buckets: new TokenBuckets(callsPerSecond, callBurst), close: () => undefined };
-	const { RedisTokenBuckets, createRedis } = require("../lib/redis-rate-limiter") as typeof import("../lib/redis-rate-limiter");
+	const { RedisTokenBuckets } = require("../lib/redis-rate-limiter") as typeof import("../lib/redis-rate-limiter");
+	const { createRedis } = require("../lib/redis") as typeof import("../lib/redis");
 	const redis = createRedis(config.cluster.redisUrl);
-	return { buckets: new RedisTokenBuckets(redis, callsPerSecond, callBurst), close: () => redis.disconnect() };
+	// Limits fail open while Redis is away; say so, once per outage (the limiter reports the first failure).
+	const buckets = new RedisTokenBuckets(redis, callsPerSecond, callBurst, undefined, (err) => warn(`rate limits are off until Redis answers again: ${err.message}`));
+	return { buckets, close: () => redis.disconnect() };
 }
 
 /** Socket.IO sends `message` and `data` of a middleware error as the client's connect_error. */

@@ -34,19 +34,46 @@ export default function presenceService(config: Config): ServiceSchema {
 	const announceQuietly = (state: PresenceState) =>
 		announce(state).catch((e: Error) => service.logger.warn("presence fan-out failed:", e.message));
 
-	/** Keeps this node's sessions alive; re-registers them if the registry forgot the node (Redis restarted). */
+	const localSessions = (): SessionInfo[] => {
+		const gateway = service.broker.getLocalService("gateway") as unknown as { localSessions?: () => SessionInfo[] } | undefined;
+		return gateway?.localSessions?.() ?? [];
+	};
+
+	/**
+	 * Keeps this node's sessions alive; re-registers them if the registry forgot the node
+	 * (Redis restarted empty). Nobody is announced online by that: to their contacts they
+	 * never went offline. Runs on its own timer, so a slow sweep cannot starve it.
+	 */
 	const beat = async () => {
-		if (!registry.heartbeat || !registry.restore || !registry.sweep) return;
+		if (!registry.heartbeat || !registry.restore) return;
 		const nodeID = service.broker.nodeID;
 		const { known } = await registry.heartbeat(nodeID);
-		if (!known) {
-			const gateway = service.broker.getLocalService("gateway") as unknown as { localSessions?: () => SessionInfo[] } | undefined;
-			const sessions = gateway?.localSessions?.() ?? [];
-			const { cameOnline } = await registry.restore(nodeID, sessions);
-			if (sessions.length > 0) service.logger.info(`presence: re-registered ${sessions.length} sessions of ${nodeID}`);
-			for (const userId of cameOnline) announceQuietly({ userId, online: true, lastSeenAt: null });
+		if (known) return;
+		const sessions = localSessions();
+		await registry.restore(nodeID, sessions);
+		if (sessions.length > 0) service.logger.info(`presence: re-registered ${sessions.length} sessions of ${nodeID}`);
+	};
+
+	/** Sessions in the registry that this node no longer holds, seen twice in a row (a socket just connecting is seen once). */
+	let suspects = new Set<string>();
+
+	/**
+	 * Takes dead nodes' users offline, and removes this node's own stray entries: a disconnect
+	 * whose registry call failed, or a restore that raced a disconnect. Offline announcements go
+	 * one at a time, so sweeping a big node does not flood the core nodes.
+	 */
+	const tidy = async () => {
+		if (!registry.sweep || !registry.sessionsOfNode) return;
+		for (const gone of await registry.sweep()) await announceQuietly({ userId: gone.userId, online: false, lastSeenAt: gone.lastSeenAt });
+		const nodeID = service.broker.nodeID;
+		const inRegistry = await registry.sessionsOfNode(nodeID);
+		const held = new Set(localSessions().map((s) => s.sessionId));
+		const stray = inRegistry.filter((s) => !held.has(s.sessionId));
+		for (const s of stray.filter((s) => suspects.has(s.sessionId))) {
+			const { wentOffline, lastSeenAt } = await registry.remove(s);
+			if (wentOffline) await announceQuietly({ userId: s.userId, online: false, lastSeenAt });
 		}
-		for (const gone of await registry.sweep()) announceQuietly({ userId: gone.userId, online: false, lastSeenAt: gone.lastSeenAt });
+		suspects = new Set(stray.map((s) => s.sessionId));
 	};
 
 	return {
@@ -55,6 +82,7 @@ export default function presenceService(config: Config): ServiceSchema {
 			withFanout(fanout),
 			// A third of the TTL: two beats may be lost before the node is taken for dead.
 			runsEvery(Math.floor(config.cluster.sessionTtlMs / 3), () => beat()),
+			runsEvery(Math.floor(config.cluster.sessionTtlMs / 3), () => tidy()),
 		],
 
 		created(this: Service) {
@@ -63,6 +91,10 @@ export default function presenceService(config: Config): ServiceSchema {
 
 		async started() {
 			await registry.open?.();
+			// Before the gateway takes sockets: sessions left under this node id by a process that died belong to no one.
+			for (const gone of (await registry.forgetNode?.(service.broker.nodeID)) ?? []) {
+				void announceQuietly({ userId: gone.userId, online: false, lastSeenAt: gone.lastSeenAt });
+			}
 			await beat();
 		},
 

@@ -2,7 +2,7 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { Message, ParamsOf, ResultOf } from "../contract";
 import { unavailable } from "../lib/errors";
-import { SEARCH_DEAD_LETTER_CHANNEL, SEARCH_INDEX_CHANNEL, SEARCH_INDEX_IN_FLIGHT, SEARCH_INDEX_MAX_RETRIES, type SearchIndexPayload } from "../lib/search/index-channel";
+import { SEARCH_DEAD_LETTER_CHANNEL, SEARCH_INDEX_CHANNEL, SEARCH_INDEX_IN_FLIGHT, SEARCH_INDEX_MAX_RETRIES, SEARCH_INDEX_PATIENCE_MS, SEARCH_STREAM_LIMITS, withRetries, type SearchIndexPayload } from "../lib/search/index-channel";
 import { isFed, type SelfMaintainedSearchIndex } from "../lib/search/search-index";
 import type { Config } from "../config";
 import { callerOf, requireMember, type CallerMeta, type MemberRef } from "../mixins/caller";
@@ -29,10 +29,17 @@ export default function searchService(config: Config): ServiceSchema {
 							// batch per second.
 							maxInFlight: SEARCH_INDEX_IN_FLIGHT,
 							deadLettering: { enabled: true, queueName: SEARCH_DEAD_LETTER_CHANNEL },
-							// Consume what was published before this consumer first existed, too.
-							nats: { consumerOptions: { config: { deliver_policy: "all" } } },
+							nats: {
+								// Consume what was published before this consumer first existed, too.
+								consumerOptions: { config: { deliver_policy: "all" } },
+								streamConfig: SEARCH_STREAM_LIMITS,
+							},
+							// The adapter redelivers a failed batch at once, so five failures take milliseconds:
+							// ride out an Elasticsearch restart here before a batch counts as failed.
 							async handler(this: Service, payload: SearchIndexPayload) {
-								await this.broker.call("search.index", payload, { nodeID: this.broker.nodeID });
+								await withRetries(SEARCH_INDEX_PATIENCE_MS, (err) => this.logger.warn(`search indexing failed, retrying: ${err.message}`), () =>
+									this.broker.call("search.index", payload, { nodeID: this.broker.nodeID }),
+								);
 							},
 						},
 					},

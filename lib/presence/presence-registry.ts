@@ -38,4 +38,8 @@ export interface PresenceRegistry {
 	 * offline by it. Safe to run on every node at once: each dead node is swept by one caller.
 	 */
 	sweep?(): Promise<{ userId: string; lastSeenAt: string }[]>;
+	/** Declares a node dead and sweeps it at once (a node starting again under the same id). */
+	forgetNode?(nodeID: string): Promise<{ userId: string; lastSeenAt: string }[]>;
+	/** The sessions the registry holds for a node (`deviceId` may be empty). */
+	sessionsOfNode?(nodeID: string): Promise<SessionInfo[]>;
 }

@@ -22,7 +22,7 @@
 import { randomUUID } from "node:crypto";
 import type Redis from "ioredis";
 import type { PresenceState } from "../../contract";
-import { createRedis } from "../redis-rate-limiter";
+import { createRedis } from "../redis";
 import type { PresenceRegistry, SessionInfo } from "./presence-registry";
 
 export type RedisPresenceOptions = {
@@ -291,16 +291,39 @@ export class RedisPresence implements PresenceRegistry {
 
 	async sweep(): Promise<{ userId: string; lastSeenAt: string }[]> {
 		const offline: { userId: string; lastSeenAt: string }[] = [];
-		for (const node of await this.scripts.parleyPresenceDeadNodes(this.prefix)) {
-			const token = randomUUID();
-			const locked = await this.redis.set(`${this.prefix}sweep-lock:${node}`, token, "PX", SWEEP_LOCK_MS, "NX");
-			if (locked !== "OK") continue; // another node sweeps it
-			const lastSeenAt = new Date().toISOString();
-			for (let done = false; !done; ) {
-				const [finished, ...users] = await this.scripts.parleyPresenceSweepBatch(this.prefix, node, token, CHUNK, lastSeenAt, this.seenTtlSeconds);
-				done = finished === 1;
-				for (const userId of users) offline.push({ userId: String(userId), lastSeenAt });
-			}
+		for (const node of await this.scripts.parleyPresenceDeadNodes(this.prefix)) offline.push(...(await this.sweepNode(node)));
+		return offline;
+	}
+
+	/**
+	 * A node starting under the id of one that died (a supervisor restarting it within the TTL)
+	 * must not inherit that process's sessions: its heartbeat would keep them alive for ever.
+	 * So at start a node declares its own id dead and sweeps it before taking sockets.
+	 */
+	async forgetNode(nodeID: string): Promise<{ userId: string; lastSeenAt: string }[]> {
+		await this.redis.del(`${this.prefix}node:${nodeID}`);
+		return this.sweepNode(nodeID);
+	}
+
+	/** The sessions Redis holds for a node (what its gateway compares with the sockets it really has). */
+	async sessionsOfNode(nodeID: string): Promise<SessionInfo[]> {
+		const members = await this.redis.smembers(`${this.prefix}node-sessions:${nodeID}`);
+		return members.map((m) => {
+			const cut = m.indexOf("\0");
+			return { userId: m.slice(0, cut), sessionId: m.slice(cut + 1), nodeID, deviceId: "" };
+		});
+	}
+
+	private async sweepNode(node: string): Promise<{ userId: string; lastSeenAt: string }[]> {
+		const offline: { userId: string; lastSeenAt: string }[] = [];
+		const token = randomUUID();
+		const locked = await this.redis.set(`${this.prefix}sweep-lock:${node}`, token, "PX", SWEEP_LOCK_MS, "NX");
+		if (locked !== "OK") return offline; // another node sweeps it
+		const lastSeenAt = new Date().toISOString();
+		for (let done = false; !done; ) {
+			const [finished, ...users] = await this.scripts.parleyPresenceSweepBatch(this.prefix, node, token, CHUNK, lastSeenAt, this.seenTtlSeconds);
+			done = finished === 1;
+			for (const userId of users) offline.push({ userId: String(userId), lastSeenAt });
 		}
 		return offline;
 	}

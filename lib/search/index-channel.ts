@@ -10,6 +10,30 @@ export const SEARCH_INDEX_CHANNEL = "parley.search.index";
 export const SEARCH_DEAD_LETTER_CHANNEL = "parley.search.dead";
 export const SEARCH_INDEX_MAX_RETRIES = 5;
 export const SEARCH_INDEX_IN_FLIGHT = 16;
+/** How long one delivery keeps retrying (under JetStream's 30 s ack wait, so it is not redelivered meanwhile). */
+export const SEARCH_INDEX_PATIENCE_MS = 20_000;
+
+/**
+ * Both streams (index and dead letters) keep at most a week or 1 GiB, oldest dropped first,
+ * so JetStream's disk never fills with every message ever sent. A batch older than that was
+ * either indexed long ago or needs `search.reindex` anyway.
+ */
+export const SEARCH_STREAM_LIMITS = { max_age: 7 * 86_400 * 1e9, max_bytes: 1024 ** 3 };
+
+/** Runs `attempt` until it succeeds or `patienceMs` has passed, backing off from 200 ms to 2 s. */
+export async function withRetries<T>(patienceMs: number, onFailure: (err: Error) => void, attempt: () => Promise<T>): Promise<T> {
+	const deadline = Date.now() + patienceMs;
+	for (let n = 0; ; n++) {
+		try {
+			return await attempt();
+		} catch (err) {
+			const wait = Math.min(2000, 200 * 2 ** n);
+			if (Date.now() + wait > deadline) throw err;
+			if (n === 0) onFailure(err as Error);
+			await new Promise((r) => setTimeout(r, wait));
+		}
+	}
+}
 
 /** NATS refuses payloads over its max_payload (1 MB by default); stay well under it. */
 const MAX_CHUNK_BYTES = 256 * 1024;

@@ -107,6 +107,16 @@ describe("cluster chaos", async () => {
 		await cluster.start(gatewayA!.nodeID);
 		await sleep(2000);
 
+		// A drain: SIGTERM tells gateway B's clients (by now every device: A's moved there when it died)
+		// to move, finishes its calls in flight, then exits.
+		const movedOff = gatewayClients(pairs, gatewayB!.url);
+		assert.ok(movedOff.length > 0, "devices are on gateway B");
+		await cluster.stopNode(gatewayB!.nodeID);
+		for (const until = Date.now() + 10_000; movedOff.some((c) => !c.connected) && Date.now() < until; ) await sleep(100);
+		for (const c of movedOff) assert.ok(c.connected && c.currentUrl !== gatewayB!.url, "a drained gateway's device is connected to another one");
+		await cluster.start(gatewayB!.nodeID);
+		await sleep(1000);
+
 		const core = cluster.cores[0]!;
 		cluster.kill(core.nodeID, "SIGKILL");
 		await sleep(4000);
@@ -121,6 +131,20 @@ describe("cluster chaos", async () => {
 		// Every send is acked in the end: the outbox resends with the same clientMsgId.
 		const deadline = Date.now() + 60_000;
 		while (pairs.some((p) => p.acked.size < p.sent.length) && Date.now() < deadline) await sleep(200);
+
+		// Search kept up through it all (the relay node was killed too): a last word per pair becomes findable.
+		for (const [p, pair] of pairs.entries()) {
+			const last = await pair.buyer.send(pair.conversationId, `goodbye zebra${p}`, `chaos-${p}-last`);
+			pair.sent.push(last.clientMsgId);
+			pair.acked.set(last.clientMsgId, last);
+		}
+		for (const [p, pair] of pairs.entries()) {
+			let hits: unknown[] = [];
+			for (const until = Date.now() + 30_000; hits.length === 0 && Date.now() < until; await sleep(250)) {
+				hits = (await pair.seller.call("search.messages", { q: `zebra${p}` })).hits;
+			}
+			assert.equal(hits.length, 1, `pair ${p}: the last message is searchable`);
+		}
 
 		const counts = { sent: 0, acked: 0, stored: 0, delivered: 0, duplicates: 0, gaps: 0 };
 		for (const [p, pair] of pairs.entries()) {
@@ -149,8 +173,11 @@ describe("cluster chaos", async () => {
 		assert.equal(counts.duplicates, 0);
 		assert.equal(counts.gaps, 0);
 
-		// Presence settles: every device is connected again and its user shown online.
-		const states = await watcher.call("presence.get", { userIds: ["chaos-watcher", "chaos-ghost"] });
+		// Presence settles: every device is connected again and its user shown online. (The watcher's
+		// own socket went with gateway B's drain; it looks again from gateway A.)
+		watcher.close();
+		const lookout = await RawClient.connect(gatewayA!.url, await devToken(gatewayA!.url, "chaos-watcher"), "watcher-2");
+		const states = await lookout.call("presence.get", { userIds: ["chaos-watcher", "chaos-ghost"] });
 		assert.deepEqual(
 			states.map((s: { userId: string; online: boolean }) => [s.userId, s.online]),
 			[
@@ -161,9 +188,14 @@ describe("cluster chaos", async () => {
 		const buyerStates = await pairs[0]!.seller.call("presence.get", { userIds: ["chaos-buyer-0"] });
 		assert.equal(buyerStates[0]?.online, true, "a reconnected user is online again");
 		ghost.close();
-		watcher.close();
+		lookout.close();
 	});
 });
+
+/** The clients of these pairs connected to one gateway now. */
+function gatewayClients(pairs: Pair[], url: string): ParleyClient[] {
+	return pairs.flatMap((p) => [p.buyer, p.seller]).filter((c) => c.currentUrl === url);
+}
 
 /** The whole stored history of a conversation, through messages.history. */
 async function storedHistory(client: ParleyClient, conversationId: string): Promise<Message[]> {

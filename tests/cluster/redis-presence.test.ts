@@ -8,7 +8,8 @@ import { after, before, describe, it } from "node:test";
 import type Redis from "ioredis";
 import { RedisPresence } from "../../lib/presence/redis-presence";
 import type { SessionInfo } from "../../lib/presence/presence-registry";
-import { createRedis, RedisTokenBuckets } from "../../lib/redis-rate-limiter";
+import { createRedis } from "../../lib/redis";
+import { RedisTokenBuckets } from "../../lib/redis-rate-limiter";
 import { redisMissing, startRedis, type RedisHandle } from "../support/redis";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -158,6 +159,23 @@ describe("Redis presence and rate limits", () => {
 		assert.deepEqual((await a!.restore("gw-r", mine)).cameOnline.sort(), ["fay", "gus"]);
 		assert.deepEqual(ids(await a!.sessionsOf(["fay", "gus"])), ids(mine));
 		assert.deepEqual((await a!.restore("gw-r", mine)).cameOnline, [], "restoring again announces nothing");
+	});
+
+	it("a node restarting under its old id drops the dead process's sessions at once; its registry view lists what it holds", async () => {
+		const { prefix, all: [a, b] } = nodes(2, 60_000);
+		await a!.heartbeat("gw-re");
+		await a!.add(session("ray", "r1", "gw-re"));
+		await a!.add(session("ray", "r2", "gw-re", "laptop"));
+		await b!.add(session("ray", "r3", "gw-other", "tablet"));
+		await a!.add(session("sue", "u1", "gw-re"));
+		assert.equal((await a!.sessionsOfNode("gw-re")).length, 3);
+		// kill -9 and an immediate restart: the liveness key (TTL 60 s) is still there.
+		const gone = await a!.forgetNode("gw-re");
+		assert.deepEqual(gone.map((g) => g.userId), ["sue"], "ray is still online on another node");
+		assert.deepEqual(ids(await b!.sessionsOf(["ray", "sue"])), ["ray/r3@gw-other:tablet"]);
+		assert.deepEqual(await a!.sessionsOfNode("gw-re"), []);
+		assert.deepEqual((await admin.keys(`${prefix}*gw-re*`)), [], "nothing of the old process is left");
+		assert.deepEqual(await a!.heartbeat("gw-re"), { known: false }, "the new process starts from nothing");
 	});
 
 	it("scripts still run after Redis forgot them (NOSCRIPT)", async () => {

@@ -85,6 +85,15 @@ describe("config", () => {
 		assert.equal(c.devTokens, false);
 		assert.equal(c.auth.usingDevSecret, false);
 	});
+	it("a cluster node runs exactly one role, on the networked engines; roles need the cluster profile", () => {
+		assert.throws(() => loadConfig({ PARLEY_PROFILE: "cluster" }), /PARLEY_ROLES/);
+		assert.throws(() => loadConfig({ PARLEY_PROFILE: "cluster", PARLEY_ROLES: "gateway,core" }), /one role per node/);
+		assert.throws(() => loadConfig({ PARLEY_PROFILE: "cluster", PARLEY_ROLES: "edge" }), /PARLEY_ROLES/);
+		assert.throws(() => loadConfig({ PARLEY_PROFILE: "cluster", PARLEY_ROLES: "core", PARLEY_STORE: "sqlite" }), /cassandra/);
+		assert.throws(() => loadConfig({ PARLEY_ROLES: "core" }), /PARLEY_PROFILE=cluster/);
+		const core = loadConfig({ PARLEY_PROFILE: "cluster", PARLEY_ROLES: "core" });
+		assert.deepEqual([core.roles, core.store.engine, core.search.engine], [["core"], "cassandra", "elasticsearch"]);
+	});
 	it("rejects malformed values with the variable's name", () => {
 		assert.throws(() => loadConfig({ PORT: "abc" }), /PORT/);
 		assert.throws(() => loadConfig({ PARLEY_MODE: "prod" }), /PARLEY_MODE/);
