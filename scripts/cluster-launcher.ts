@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { assertEnginesUp, dropStorage, engineEnv } from "./lib/engines";
+import { startRedisServer, waitForPort } from "./lib/redis-server";
 import { RecentLines, exitOf, freePorts, hasExited, makeTempDir, onLines, portOpen, removeTempDir, signalChild, spawnNodeScript, spawnTracked, stopChild } from "./lib/processes";
 
 export interface ClusterOptions {
@@ -73,8 +74,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 	const gatewayPorts = options.gatewayPorts ?? free;
 
 	const nats = startNats(dir, natsPort!);
-	const redis = { child: startRedis(dir, redisPort!) };
-	await Promise.all([waitForPort(natsPort!, nats, "nats-server"), waitForPort(redisPort!, redis.child, "redis-server")]);
+	const redis = { child: await startRedisServer(dir, redisPort!) };
+	await waitForPort(natsPort!, nats, "nats-server");
 	const natsUrl = `nats://127.0.0.1:${natsPort}`;
 	const redisUrl = `redis://127.0.0.1:${redisPort}`;
 
@@ -174,8 +175,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 		async restartRedis() {
 			signalChild(redis.child, "SIGKILL");
 			await exitOf(redis.child);
-			redis.child = startRedis(dir, redisPort!);
-			await waitForPort(redisPort!, redis.child, "redis-server");
+			redis.child = await startRedisServer(dir, redisPort!);
 		},
 		processOf: (nodeID) => nodeOf(nodeID).child,
 		pids: () => [nats, redis.child, ...[...nodes.values()].map((n) => n.child)].filter((c) => !hasExited(c)).map((c) => c.pid!),
@@ -194,11 +194,6 @@ function startNats(dir: string, port: number): ChildProcess {
 	return spawnTracked(natsServerBinary(), ["-c", config], { stdio: ["ignore", "ignore", "pipe"] });
 }
 
-/** No persistence: a restart starts empty, the harder case for the session registry. */
-function startRedis(dir: string, port: number): ChildProcess {
-	return spawnTracked("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], { stdio: ["ignore", "ignore", "pipe"] });
-}
-
 /** Debian installs nats-server in /usr/sbin, which is not on every user's PATH. */
 function natsServerBinary(): string {
 	for (const dir of (process.env.PATH ?? "").split(":").concat("/usr/sbin", "/usr/local/sbin")) {
@@ -206,17 +201,4 @@ function natsServerBinary(): string {
 		if (dir && fs.existsSync(candidate)) return candidate;
 	}
 	throw new Error("nats-server not found: install it with `apt-get install nats-server`");
-}
-
-async function waitForPort(port: number, child: ChildProcess, name: string): Promise<void> {
-	const deadline = Date.now() + 15_000;
-	let failure = "";
-	child.once("error", (err) => (failure = err.message));
-	while (Date.now() < deadline) {
-		if (failure) throw new Error(`${name} failed to start: ${failure}`);
-		if (hasExited(child)) throw new Error(`${name} exited at start (is it installed? apt-get install redis-server nats-server)`);
-		if (await portOpen("127.0.0.1", port, 500)) return;
-		await new Promise((r) => setTimeout(r, 50));
-	}
-	throw new Error(`${name} did not open port ${port}`);
 }

@@ -17,7 +17,7 @@
  * come back by their node's restore, and dropping them keeps each went-offline event
  * single (remove and sweep report a user only when they actually deleted a field and
  * nothing live is left). Scripts derive node keys inside Lua, so this needs a single
- * Redis (or Sentinel), not Redis Cluster.
+ * Redis primary, not Redis Cluster.
  */
 import { randomUUID } from "node:crypto";
 import type Redis from "ioredis";

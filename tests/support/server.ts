@@ -4,24 +4,15 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { io, type Socket } from "socket.io-client";
 import type { ActionName, ParamsOf, ResultOf, WireError } from "../../contract";
+import { freePort } from "../../scripts/lib/processes";
 
 const ROOT = path.resolve(__dirname, "../..");
 
-export async function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const srv = net.createServer();
-		srv.listen(0, "127.0.0.1", () => {
-			const port = (srv.address() as net.AddressInfo).port;
-			srv.close(() => resolve(port));
-		});
-		srv.on("error", reject);
-	});
-}
+export { freePort };
 
 export interface ServerHandle {
 	url: string;
