@@ -140,6 +140,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 	};
 
 	try {
+		// The schema once, before any node: core nodes then find it at their version and run no DDL.
+		await migrate(shared);
 		// Core nodes first: gateways open their port only once every service they front is up.
 		await Promise.all(specs.filter((s) => s.role === "core").map(launch));
 		await Promise.all(specs.filter((s) => s.role === "gateway").map(launch));
@@ -188,6 +190,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
  * JetStream on, data in the cluster's temp dir. max_payload 8 MB: a messages.sync page
  * (up to ~2 MB of JSON) crosses NATS as one reply, over the 1 MB default.
  */
+async function migrate(env: Record<string, string>): Promise<void> {
+	const child = spawnNodeScript({ script: "scripts/migrate.ts", env: { ...env, PARLEY_ROLES: "core" } });
+	const output = new RecentLines(20);
+	onLines(child, (line) => output.push(line));
+	await exitOf(child);
+	if (child.exitCode !== 0) throw new Error(`npm run migrate failed:\n${output.last(20).join("\n")}`);
+}
+
 function startNats(dir: string, port: number): ChildProcess {
 	const config = path.join(dir, "nats.conf");
 	fs.writeFileSync(config, `listen: 127.0.0.1:${port}\nmax_payload: 8MB\njetstream { store_dir: "${path.join(dir, "jetstream")}" }\n`);

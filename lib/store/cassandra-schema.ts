@@ -1,9 +1,14 @@
 /**
- * The Cassandra keyspace behind CassandraStore: tables, keys and why they are
- * shaped that way (see docs/architecture.md, "Cassandra store"). Every
- * statement is idempotent (IF NOT EXISTS), so open() can run it on every start.
+ * The Cassandra keyspace behind CassandraStore: tables, keys, why they are
+ * shaped that way (docs/architecture.md, "Cassandra store"), and the schema
+ * version. A node that finds the keyspace at the current version runs no DDL at
+ * all; the first node (or `npm run migrate`) creates it under a lock.
  */
+import type { Client } from "cassandra-driver";
 import { invalid } from "../errors";
+
+/** Bump with a new entry in MIGRATIONS whenever a table changes. */
+export const SCHEMA_VERSION = 1;
 
 /** Partitions of the search outbox's markers. */
 export const SEARCH_SHARDS = 16;
@@ -45,18 +50,25 @@ function replicationLiteral(replication: Replication): string {
 	return `{${entries.join(", ")}}`;
 }
 
-export function schemaStatements(keyspace: string, replication: Replication): string[] {
-	const ks = checkKeyspaceName(keyspace);
+/** What must exist before the schema lock can be taken. */
+function bootstrapStatements(ks: string, replication: Replication): string[] {
 	return [
 		`CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = ${replicationLiteral(replication)} AND durable_writes = true`,
-
-		// The deployment secret, written once with INSERT ... IF NOT EXISTS.
+		// The deployment secret, the schema version and the schema lock.
 		`CREATE TABLE IF NOT EXISTS ${ks}.meta (key text PRIMARY KEY, value text)`,
+	];
+}
 
-		// last_seq and last_activity_at are written only by the append's logged batch, together with
-		// the messages, so a reader never sees a seq whose message is not written. fence_seq and
-		// fence_claim are written only by lightweight transactions (the single-writer fence); keeping
-		// LWT and plain writes on different cells avoids mixing Paxos and client timestamps on one cell.
+/**
+ * Version 1. Cells that only ever move forward (last_seq, sent counts, watermarks, activity)
+ * are written with USING TIMESTAMP = the seq they describe, so Cassandra's last-write-wins
+ * becomes max-wins: a late or re-driven write from a writer that lost a conversation can never
+ * move them back (docs/architecture.md, "Forward-only cells").
+ */
+function versionOne(ks: string): string[] {
+	return [
+		// last_seq, last_activity_at and sent_counts (messages per member, for unread) are written
+		// together in one statement, so a reader sees them as of one seq.
 		`CREATE TABLE IF NOT EXISTS ${ks}.conversations (
 			id text PRIMARY KEY,
 			listing_id text,
@@ -66,44 +78,35 @@ export function schemaStatements(keyspace: string, replication: Replication): st
 			created_at timestamp,
 			last_seq bigint,
 			last_activity_at timestamp,
-			fence_seq bigint,
-			fence_claim text
+			sent_counts map<text, bigint>
 		)`,
 
-		// One partition per conversation: the append reads it whole (two rows for a 1:1 chat).
-		// last_activity_at names this member's current inbox row, so the next append can delete it.
+		// One partition per conversation (two rows for a 1:1 chat): role and watermarks.
 		`CREATE TABLE IF NOT EXISTS ${ks}.members (
 			conversation_id text,
 			user_id text,
 			role text,
 			delivered_seq bigint,
 			read_seq bigint,
-			sent_count bigint,
 			sent_upto_read bigint,
-			last_activity_at timestamp,
 			PRIMARY KEY ((conversation_id), user_id)
 		)`,
 
-		// A user's conversations, for sync (every append keeps last_seq here too) and for contacts
-		// (exchanged: both sides have sent at least one message).
+		// A user's conversations: sync (last_seq), contacts (exchanged: both sides have sent) and
+		// the inbox (last_activity_at, sorted when read). Every cell is overwritten in place, so
+		// the partition holds no tombstones however busy the user is.
 		`CREATE TABLE IF NOT EXISTS ${ks}.user_conversations (
 			user_id text,
 			conversation_id text,
 			peer_id text,
 			last_seq bigint,
+			last_activity_at timestamp,
 			exchanged boolean,
 			PRIMARY KEY ((user_id), conversation_id)
 		)`,
 
-		// The inbox, newest activity first, paged by (last_activity_at, conversation_id).
-		`CREATE TABLE IF NOT EXISTS ${ks}.inbox (
-			user_id text,
-			last_activity_at timestamp,
-			conversation_id text,
-			PRIMARY KEY ((user_id), last_activity_at, conversation_id)
-		) WITH CLUSTERING ORDER BY (last_activity_at DESC, conversation_id DESC)`,
-
 		// Bounded partitions: history and sync are range reads inside one (conversation, bucket).
+		// A row is created only by a conditional INSERT ... IF NOT EXISTS: that claims its seq.
 		`CREATE TABLE IF NOT EXISTS ${ks}.messages (
 			conversation_id text,
 			bucket int,
@@ -139,4 +142,72 @@ export function schemaStatements(keyspace: string, replication: Replication): st
 			PRIMARY KEY ((sender_id, client_msg_id))
 		)`,
 	];
+}
+
+/** MIGRATIONS[v - 1] takes a keyspace from version v - 1 to v. */
+const MIGRATIONS: ((ks: string) => string[])[] = [versionOne];
+
+/** The DDL of every version, in order (for a new keyspace). */
+export function schemaStatements(keyspace: string, replication: Replication): string[] {
+	const ks = checkKeyspaceName(keyspace);
+	return [...bootstrapStatements(ks, replication), ...MIGRATIONS.flatMap((m) => m(ks))];
+}
+
+export class SchemaVersionError extends Error {
+	override readonly name = "SchemaVersionError";
+}
+
+const LOCK_TTL_SECONDS = 120;
+const WAIT_FOR_OTHER_MS = 120_000;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function readVersion(client: Client, ks: string): Promise<number | null> {
+	try {
+		const rs = await client.execute(`SELECT value FROM ${ks}.meta WHERE key = 'schema_version'`, [], { prepare: false });
+		const value = rs.first()?.get("value") as string | undefined;
+		return value === undefined ? null : Number(value);
+	} catch {
+		return null; // no keyspace or no meta table yet
+	}
+}
+
+async function tableExists(client: Client, ks: string, table: string): Promise<boolean> {
+	const rs = await client.execute(`SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?`, [ks, table], { prepare: true });
+	return rs.rowLength > 0;
+}
+
+/**
+ * Brings the keyspace to SCHEMA_VERSION. At the current version this is one read. Otherwise one
+ * node takes a lock (an LWT on meta with a TTL, so a crashed migrator frees it) and runs the
+ * missing migrations; the others wait for the version to appear, so no two nodes run DDL at once.
+ * Returns the version found before, for `npm run migrate` to report.
+ */
+export async function ensureSchema(client: Client, keyspace: string, replication: Replication, owner: string): Promise<{ from: number | null; to: number }> {
+	const ks = checkKeyspaceName(keyspace);
+	const found = await readVersion(client, ks);
+	if (found === SCHEMA_VERSION) return { from: found, to: found };
+	if (found !== null && found > SCHEMA_VERSION) {
+		throw new SchemaVersionError(`keyspace ${ks} has schema version ${found}, newer than this build's ${SCHEMA_VERSION}: upgrade Parley`);
+	}
+	for (const ddl of bootstrapStatements(ks, replication)) await client.execute(ddl);
+	const deadline = Date.now() + WAIT_FOR_OTHER_MS;
+	for (;;) {
+		const lock = await client.execute(`INSERT INTO ${ks}.meta (key, value) VALUES ('schema_lock', ?) IF NOT EXISTS USING TTL ${LOCK_TTL_SECONDS}`, [owner], { prepare: true });
+		if (lock.wasApplied()) break;
+		if ((await readVersion(client, ks)) === SCHEMA_VERSION) return { from: found, to: SCHEMA_VERSION };
+		if (Date.now() > deadline) throw new SchemaVersionError(`keyspace ${ks}: another process holds the schema lock (${lock.first()?.get("value")}) and has not finished`);
+		await sleep(500);
+	}
+	try {
+		const from = (await readVersion(client, ks)) ?? 0;
+		// Tables without a version row were made by a pre-release build whose tables differ.
+		if (from === 0 && (await tableExists(client, ks, "conversations"))) {
+			throw new SchemaVersionError(`keyspace ${ks} holds tables from a pre-release Parley without a schema version: drop it or use another keyspace`);
+		}
+		for (const migration of MIGRATIONS.slice(from)) for (const ddl of migration(ks)) await client.execute(ddl);
+		await client.execute(`INSERT INTO ${ks}.meta (key, value) VALUES ('schema_version', ?)`, [String(SCHEMA_VERSION)], { prepare: true });
+		return { from: found, to: SCHEMA_VERSION };
+	} finally {
+		await client.execute(`DELETE FROM ${ks}.meta WHERE key = 'schema_lock' IF value = ?`, [owner], { prepare: true }).catch(() => undefined);
+	}
 }

@@ -103,11 +103,16 @@ export interface SearchFeed {
 	conversationIds(limit: number, after?: string): Promise<string[]>;
 }
 
+/** Where an engine reports what it recovered from (the owning service's logger). */
+export interface EngineLog {
+	warn(message: string): void;
+}
+
 export interface ChatStore {
 	readonly engine: string;
 	/** Present when the store was opened for a search engine that must be fed. */
 	readonly searchFeed?: SearchFeed;
-	open(): Promise<void>;
+	open(log?: EngineLog): Promise<void>;
 	close(): Promise<void>;
 
 	/** A random secret made on first use and kept forever (it keys conversation ids). */

@@ -1,7 +1,7 @@
 /**
  * CassandraStore against a real Cassandra: the shared behaviour suite plus what
  * only this engine can get wrong (a node restart under load, message buckets,
- * the per-conversation sequencer and its fence).
+ * the per-conversation sequencer, writers that collide or stall, schema versions).
  *
  *   bash scripts/engines.sh start cassandra
  *   node --import tsx --test tests/engines/cassandra-store.test.ts
@@ -20,6 +20,7 @@ import { promisify } from "node:util";
 import { Client } from "cassandra-driver";
 import type { Message } from "../../contract";
 import { conversationIdFor, newMessageId } from "../../lib/ids";
+import { ensureSchema, SCHEMA_VERSION } from "../../lib/store/cassandra-schema";
 import { CassandraStore, type CassandraStoreOptions } from "../../lib/store/cassandra-store";
 import type { AppendRequest, AppendResult, ChatStore } from "../../lib/store/chat-store";
 import { unreadCount } from "../../lib/unread";
@@ -200,45 +201,116 @@ function cassandraEngineTests(): void {
 			assert.equal(both.filter((r) => r.status === "rejected" && (r.reason as { type: string }).type === "CONFLICT").length, 1);
 		});
 
-		it("two writers on one conversation never share a seq: the fence makes the stale one reload", async () => {
+		it("two writers appending to one conversation at the same time never share a seq", async () => {
 			const warnings: string[] = [];
 			const first = await openStore({ warn: (m) => warnings.push(m) });
 			const second = await openStore({ warn: (m) => warnings.push(m) });
 			const conversation = await openConversation(first, "fw-b", "fw-s");
-			const acked = new Map<string, Message>();
-			for (let i = 1; i <= 12; i++) {
-				const writer = Math.floor(i / 3) % 2 === 0 ? first : second;
-				const { message } = await writer.appendMessage(request(conversation.id, "fw-b", `fw-${i}`));
-				acked.set(message.clientMsgId, message);
-			}
+			// Each writer learns the conversation once, so both hold a view when they start racing.
+			const warmUp = [(await first.appendMessage(request(conversation.id, "fw-b", "fw-0a"))).message, (await second.appendMessage(request(conversation.id, "fw-b", "fw-0b"))).message];
+			const sends = range(1, 60).map((i) => {
+				const writer = i % 2 ? first : second;
+				return writer.appendMessage(request(conversation.id, i % 3 ? "fw-b" : "fw-s", `fw-${i}`));
+			});
+			const acked = new Map([...warmUp, ...(await Promise.all(sends)).map((r) => r.message)].map((m) => [m.clientMsgId, m]));
 			await assertStoredExactlyOnce(first, conversation.id, acked);
-			assert.ok(warnings.some((w) => w.includes("another writer moved the seq fence")), "the fence noticed the other writer");
+			assert.deepEqual((await second.members(conversation.id)).map((m) => m.sentCount), [42, 20], "sent counts as of the last seq");
+			assert.ok(warnings.some((w) => w.includes("already taken by another writer")), "the writers did collide on a seq");
 		});
 
-		it("seqs claimed by a writer that died before writing are taken back, so seq stays dense", async () => {
+		it("a writer that stalls between claiming seqs and finishing loses nothing: the next writer completes its group", async () => {
 			const warnings: string[] = [];
-			const store = await openStore({ claimGraceMs: 200, warn: (m) => warnings.push(m) });
+			let release!: () => void;
+			const stalled = new Promise<void>((resolve) => (release = resolve));
+			let stalls = 0;
+			const slow = await openStore({
+				warn: (m) => warnings.push(m),
+				afterClaim: async () => {
+					if (stalls++ === 0) await stalled;
+				},
+			});
+			const other = await openStore({ warn: (m) => warnings.push(m) });
+			const conversation = await openConversation(slow, "st-b", "st-s");
+			const acked = new Map<string, Message>();
+			for (const cid of ["st-1", "st-2"]) acked.set(cid, (await other.appendMessage(request(conversation.id, "st-b", cid))).message);
+			// The slow writer claims seq 3 and stalls before its follow-up (last_seq, pointers, counts).
+			const late = slow.appendMessage(request(conversation.id, "st-s", "st-3"));
+			while (stalls === 0) await sleep(5);
+			// Meanwhile the conversation moves to another writer, which completes seq 3 and goes on.
+			for (const cid of ["st-4", "st-5"]) acked.set(cid, (await other.appendMessage(request(conversation.id, "st-b", cid))).message);
+			assert.ok(warnings.some((w) => w.includes("completed seqs 3..3")), "the second writer completed the stalled group");
+			// The stalled follow-up lands last: it must not move last_seq or the counts back.
+			release();
+			const { message } = await late;
+			acked.set("st-3", message);
+			assert.equal(message.seq, 3);
+			assert.deepEqual(seqs([...acked.values()]).sort((a, b) => a - b), [1, 2, 3, 4, 5]);
+			await assertStoredExactlyOnce(other, conversation.id, acked);
+			assert.deepEqual((await other.members(conversation.id)).map((m) => m.sentCount), [4, 1]);
+			assert.deepEqual((await other.memberships("st-b")).find((m) => m.conversationId === conversation.id)?.lastSeq, 5);
+		});
+
+		it("a writer that died after claiming a seq leaves no gap: the next writer completes it, and the client's retry gets the original", async () => {
+			const warnings: string[] = [];
+			const store = await openStore({ warn: (m) => warnings.push(m) });
 			const conversation = await openConversation(store, "dc-b", "dc-s");
 			const acked = new Map<string, Message>();
 			for (const cid of ["dc-1", "dc-2"]) acked.set(cid, (await store.appendMessage(request(conversation.id, "dc-b", cid))).message);
-			// A writer claims 3..5 and dies before its batch.
+			// Another process claims seq 3 for dc-3 (the conditional insert) and dies before its follow-up.
 			const admin = adminClient();
 			await admin.connect();
-			const claim = await admin.execute(`SELECT fence_seq, fence_claim FROM ${keyspace}.conversations WHERE id = ?`, [conversation.id], { prepare: true });
-			const moved = await admin.execute(
-				`UPDATE ${keyspace}.conversations SET fence_seq = ?, fence_claim = ? WHERE id = ? IF fence_seq = ? AND fence_claim = ?`,
-				[5, "dead-writer", conversation.id, claim.first().get("fence_seq"), claim.first().get("fence_claim")],
+			const claimed = await admin.execute(
+				`INSERT INTO ${keyspace}.messages (conversation_id, bucket, seq, id, sender_id, client_msg_id, type, text, attachments, created_at)
+				 VALUES (?, 0, 3, ?, 'dc-b', 'dc-3', 'text', 'text of dc-3', '[]', ?) IF NOT EXISTS`,
+				[conversation.id, newMessageId(), new Date()],
 				{ prepare: true },
 			);
 			await admin.shutdown();
-			assert.equal(moved.wasApplied(), true);
+			assert.equal(claimed.wasApplied(), true);
 
-			const fresh = await openStore({ claimGraceMs: 200, warn: (m) => warnings.push(m) });
-			const { message } = await fresh.appendMessage(request(conversation.id, "dc-b", "dc-3"));
-			acked.set("dc-3", message);
-			assert.equal(message.seq, 3);
+			const fresh = await openStore({ warn: (m) => warnings.push(m) });
+			const { message } = await fresh.appendMessage(request(conversation.id, "dc-s", "dc-4"));
+			assert.equal(message.seq, 4, "seq 3 stays taken: no gap, no reuse");
+			acked.set("dc-4", message);
+			const retry = await fresh.appendMessage(request(conversation.id, "dc-b", "dc-3"));
+			assert.equal(retry.message.seq, 3, "the sender's retry finds the message its first attempt stored");
+			assert.equal(retry.duplicate, true);
+			acked.set("dc-3", retry.message);
 			await assertStoredExactlyOnce(fresh, conversation.id, acked);
-			assert.ok(warnings.some((w) => w.includes("claimed but never written")));
+			assert.deepEqual((await fresh.members(conversation.id)).map((m) => m.sentCount), [3, 1]);
+			assert.ok(warnings.some((w) => w.includes("completed seqs 3..3")));
+		});
+
+		it("watermarks saved by two writers at once keep the higher mark, whatever lands last", async () => {
+			const a = await openStore();
+			const b = await openStore();
+			for (let round = 0; round < 8; round++) {
+				const conversation = await openConversation(a, `wm-b${round}`, `wm-s${round}`);
+				await Promise.all(range(1, 10).map((i) => a.appendMessage(request(conversation.id, `wm-s${round}`, `wm-${round}-${i}`))));
+				const mark = (store: CassandraStore, read: number) => store.saveWatermarks([{ conversationId: conversation.id, userId: `wm-b${round}`, delivered: read, read }]);
+				await Promise.all(round % 2 ? [mark(a, 9), mark(b, 4)] : [mark(b, 4), mark(a, 9)]);
+				const buyer = (await b.members(conversation.id)).find((m) => m.userId === `wm-b${round}`)!;
+				assert.deepEqual([buyer.delivered, buyer.read, unreadCount(10, buyer)], [9, 9, 1], `round ${round}`);
+			}
+		});
+
+		it("the schema is created once under a lock, re-checked with one read, and a keyspace from another build is refused", async () => {
+			const client = adminClient();
+			await client.connect();
+			const fresh = `${keyspace}_schema`;
+			try {
+				const results = await Promise.all(range(1, 3).map((i) => ensureSchema(client, fresh, { class: "SimpleStrategy", replication_factor: 1 }, `test-${i}`)));
+				assert.ok(results.every((r) => r.to === SCHEMA_VERSION));
+				assert.equal(results.filter((r) => r.from === null).length, 3, "all three found an empty keyspace");
+				assert.deepEqual(await ensureSchema(client, fresh, { class: "SimpleStrategy", replication_factor: 1 }, "again"), { from: SCHEMA_VERSION, to: SCHEMA_VERSION });
+				await client.execute(`UPDATE ${fresh}.meta SET value = ? WHERE key = 'schema_version'`, [String(SCHEMA_VERSION + 1)], { prepare: true });
+				await assert.rejects(ensureSchema(client, fresh, { class: "SimpleStrategy", replication_factor: 1 }, "old-build"), /newer than this build/);
+				await client.execute(`DELETE FROM ${fresh}.meta WHERE key = 'schema_version'`);
+				await assert.rejects(ensureSchema(client, fresh, { class: "SimpleStrategy", replication_factor: 1 }, "unversioned"), /without a schema version/);
+			} finally {
+				await client.execute(`DROP KEYSPACE IF EXISTS ${fresh}`);
+				await client.shutdown();
+			}
 		});
 
 		it("the search feed hands over every appended message until confirmed, and only new ones after", async () => {

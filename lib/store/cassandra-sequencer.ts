@@ -1,0 +1,358 @@
+/**
+ * Appends on Cassandra: one sequencer per conversation orders its messages,
+ * without multi-row transactions and without trusting that only one process
+ * writes (docs/architecture.md, "Appending: seq and idempotency").
+ *
+ * 1. Claim: the group's message rows are inserted with INSERT ... IF NOT EXISTS,
+ *    one conditional batch per bucket partition. The row is the claim: a seq
+ *    that another writer already holds makes the whole batch fail, and this
+ *    sequencer reloads. No time-based fence, no seq ever written twice.
+ * 2. Follow-up: one logged batch of absolute values moves last_seq, the sent
+ *    counts, each member's user_conversations row, the idempotency pointers and
+ *    the search marker. Forward-only cells are written with USING TIMESTAMP =
+ *    the new last seq, so a late follow-up can never move them back.
+ * 3. Whoever loads the conversation next (this process after a failure, or
+ *    another node) finds claimed rows past last_seq and completes their follow-up
+ *    first, so a writer that died between 1 and 2 leaves no gap and no lost ack.
+ */
+import type { Message } from "../../contract";
+import { Batcher } from "../batcher";
+import { conflict, notFound, tooLarge } from "../errors";
+import {
+	byRole,
+	type CassandraIo,
+	isTransient,
+	SeqTakenError,
+	type Row,
+	type Settings,
+	type Statement,
+	type Statements,
+	sleep,
+	storageUnavailable,
+	text,
+	int,
+	toConversationRow,
+	toMemberRecord,
+	toMessage,
+} from "./cassandra-io";
+import { bucketOf, firstSeqOf, lastSeqOf, searchShardOf } from "./cassandra-schema";
+import type { AppendRequest, AppendResult, ConversationRecord } from "./chat-store";
+
+/** What the sequencer of one conversation knows, as of conversation.lastSeq. */
+interface SequencerState {
+	conversation: ConversationRecord;
+	sentCounts: Map<string, number>;
+	memberIds: string[];
+}
+
+type Outcome = { message: Message; duplicate: boolean } | { error: Error };
+
+/** (sender, clientMsgId) pairs being written right now, so two conversations cannot both take one. */
+export class InflightIds {
+	private readonly owners = new Map<string, string>();
+
+	take(key: string, conversationId: string): boolean {
+		const owner = this.owners.get(key);
+		if (owner !== undefined && owner !== conversationId) return false;
+		this.owners.set(key, conversationId);
+		return true;
+	}
+
+	release(keys: string[]): void {
+		for (const key of keys) this.owners.delete(key);
+	}
+}
+
+const clientIdKey = (senderId: string, clientMsgId: string) => `${senderId}\u0000${clientMsgId}`;
+
+/** Estimated bytes of one message in a batch (values plus keys and framing). */
+const estimateBytes = (req: AppendRequest) =>
+	Buffer.byteLength(req.text) + Buffer.byteLength(JSON.stringify(req.attachments)) + 4 * (req.id.length + req.senderId.length + req.clientMsgId.length) + 256;
+
+/** Room kept in a batch for the conditional batch's framing. */
+const GROUP_OVERHEAD_BYTES = 2048;
+
+/** The part of the store a sequencer uses. */
+export interface AppendContext {
+	io: CassandraIo;
+	settings: Settings;
+	inflight: InflightIds;
+	readMemberRows(conversationId: string): Promise<Row[]>;
+	readMessage(conversationId: string, seq: number): Promise<Message | null>;
+}
+
+export class ConversationSequencer {
+	private readonly queue: Batcher<AppendRequest, AppendResult>;
+	private state: SequencerState | null = null;
+	/** A follow-up batch whose messages are claimed but which has not landed yet. */
+	private pending: Statement[] | null = null;
+	private active = 0;
+
+	constructor(
+		private readonly conversationId: string,
+		private readonly ctx: AppendContext,
+	) {
+		this.queue = new Batcher((items) => this.flush(items), { delayMs: 0, maxItems: ctx.settings.maxGroupItems });
+	}
+
+	get idle(): boolean {
+		return this.active === 0 && this.pending === null;
+	}
+
+	async submit(req: AppendRequest): Promise<AppendResult> {
+		this.active++;
+		try {
+			return await this.queue.submit(req);
+		} finally {
+			this.active--;
+		}
+	}
+
+	/** On shutdown: finish queued appends and try once more to land a follow-up that failed. */
+	async drain(): Promise<void> {
+		await this.queue.drain();
+		// If this fails too, the next writer to load the conversation completes it.
+		await this.writePending().catch((err: Error) => this.ctx.settings.warn(`${this.conversationId}: follow-up left for the next writer at close: ${err.message}`));
+	}
+
+	private async flush(items: AppendRequest[]): Promise<(AppendResult | Error)[]> {
+		const results: (AppendResult | Error)[] = new Array(items.length);
+		for (const group of this.splitBySize(items, results)) {
+			const out = await this.commitWithRetry(group.map((i) => items[i]!));
+			group.forEach((itemIndex, k) => (results[itemIndex] = out[k]!));
+		}
+		return results;
+	}
+
+	/** Groups of item indexes that each fit one batch; an item too large for any batch is refused here. */
+	private splitBySize(items: AppendRequest[], results: (AppendResult | Error)[]): number[][] {
+		const limit = this.ctx.settings.maxBatchBytes - GROUP_OVERHEAD_BYTES;
+		const groups: number[][] = [];
+		let current: number[] = [];
+		let bytes = 0;
+		items.forEach((req, i) => {
+			const size = estimateBytes(req);
+			if (size > limit) {
+				results[i] = tooLarge("message is too large to store", { field: "text" });
+				return;
+			}
+			if (bytes + size > limit && current.length > 0) {
+				groups.push(current);
+				current = [];
+				bytes = 0;
+			}
+			current.push(i);
+			bytes += size;
+		});
+		if (current.length > 0) groups.push(current);
+		return groups;
+	}
+
+	/** Retries a group through transient failures (Cassandra restarting, another writer) until appendRetryMs runs out. */
+	private async commitWithRetry(items: AppendRequest[]): Promise<(AppendResult | Error)[]> {
+		const deadline = Date.now() + this.ctx.settings.appendRetryMs;
+		for (let attempt = 1; ; attempt++) {
+			try {
+				return await this.commit(items);
+			} catch (err) {
+				// Full jitter, so two nodes contending for one conversation fall out of step.
+				const wait = Math.random() * Math.min(50 * 2 ** attempt, 1000);
+				if (!isTransient(err)) return items.map(() => (err instanceof Error ? err : new Error(String(err))));
+				if (Date.now() + wait > deadline) return items.map(() => storageUnavailable(err));
+				await sleep(wait);
+			}
+		}
+	}
+
+	private async commit(items: AppendRequest[]): Promise<(AppendResult | Error)[]> {
+		await this.writePending();
+		this.state ??= await this.load();
+		const state = this.state;
+		if (!state) return items.map(() => notFound("Conversation not found", { conversationId: this.conversationId }));
+		const { outcomes, fresh } = await this.plan(state, items);
+		const keys = fresh.map((f) => clientIdKey(f.senderId, f.clientMsgId));
+		try {
+			const after = fresh.length > 0 ? await this.write(state, fresh) : state;
+			const rows = await this.ctx.readMemberRows(this.conversationId);
+			const members = rows.map((row) => toMemberRecord(row, after.sentCounts)).sort(byRole);
+			const conversation = { ...after.conversation };
+			return outcomes.map((o) => ("error" in o ? o.error : { ...o, conversation, members }));
+		} finally {
+			this.ctx.inflight.release(keys);
+		}
+	}
+
+	/** Decides, per item, duplicate / conflict / new message with its seq. Writes nothing. */
+	private async plan(state: SequencerState, items: AppendRequest[]): Promise<{ outcomes: Outcome[]; fresh: Message[] }> {
+		const originals = await this.findOriginals(items);
+		const outcomes: Outcome[] = [];
+		const fresh: Message[] = [];
+		const inThisGroup = new Map<string, Message>();
+		let seq = state.conversation.lastSeq;
+		for (const req of items) {
+			const key = clientIdKey(req.senderId, req.clientMsgId);
+			const original = inThisGroup.get(key) ?? originals.get(key);
+			if (original && original.conversationId === this.conversationId) {
+				// Same id: this very request, stored by an earlier attempt (its ack was lost in a retry).
+				outcomes.push({ message: original, duplicate: original.id !== req.id });
+			} else if (original || !this.ctx.inflight.take(key, this.conversationId)) {
+				outcomes.push({ error: conflict("clientMsgId was already used for another conversation", { clientMsgId: req.clientMsgId }) });
+			} else {
+				const message = messageOf(req, ++seq);
+				fresh.push(message);
+				inThisGroup.set(key, message);
+				outcomes.push({ message, duplicate: false });
+			}
+		}
+		return { outcomes, fresh };
+	}
+
+	/** The stored message of each (sender, clientMsgId) that has one. */
+	private async findOriginals(items: AppendRequest[]): Promise<Map<string, Message>> {
+		const unique = new Map(items.map((r) => [clientIdKey(r.senderId, r.clientMsgId), r]));
+		const found = await Promise.all([...unique].map(async ([key, req]) => [key, await this.findOriginal(req)] as const));
+		return new Map(found.filter((entry): entry is readonly [string, Message] => entry[1] !== null));
+	}
+
+	private async findOriginal(req: AppendRequest): Promise<Message | null> {
+		const { io } = this.ctx;
+		const pointer = await io.first(io.q.messageId, [req.senderId, req.clientMsgId]);
+		if (!pointer) return null;
+		const message = await this.ctx.readMessage(text(pointer, "conversation_id"), int(pointer, "seq"));
+		return message && message.senderId === req.senderId && message.clientMsgId === req.clientMsgId ? message : null;
+	}
+
+	/** Claims the fresh messages' seqs by writing them, then lands the follow-up; resolves once both are acknowledged. */
+	private async write(state: SequencerState, fresh: Message[]): Promise<SequencerState> {
+		const { io, settings } = this.ctx;
+		for (const chunk of byBucket(fresh)) {
+			let applied: boolean;
+			try {
+				applied = await io.conditionalBatch(chunk.map((m) => claimStatement(io.q, m)));
+			} catch (err) {
+				// Outcome unknown: the reload finds out whether the rows are there, and completes them if so.
+				this.state = null;
+				throw err;
+			}
+			if (!applied) {
+				this.state = null;
+				settings.warn(`${this.conversationId}: seq ${chunk[0]!.seq} is already taken by another writer; reloading`);
+				throw new SeqTakenError(`seq ${chunk[0]!.seq} of ${this.conversationId} taken by another writer`);
+			}
+		}
+		await settings.afterClaim?.(this.conversationId, fresh.map((m) => m.seq));
+		const next = advance(state, fresh);
+		this.pending = followUp(io.q, next, fresh, settings.feedSearch);
+		this.state = next;
+		await this.writePending();
+		return next;
+	}
+
+	/** Lands the follow-up of claimed messages; every statement in it is idempotent. */
+	private async writePending(): Promise<void> {
+		const pending = this.pending;
+		if (!pending) return;
+		try {
+			await this.ctx.io.batch(pending);
+			this.pending = null;
+		} catch (err) {
+			if (isTransient(err)) throw err;
+			// Refused outright: the next load rebuilds it from the claimed rows.
+			this.pending = null;
+			this.state = null;
+			throw err;
+		}
+	}
+
+	/** Reads the conversation as of its last seq, and completes any group a writer claimed but did not finish. */
+	private async load(): Promise<SequencerState | null> {
+		const { io, settings } = this.ctx;
+		const row = await io.serialFirst(io.q.conversation, [this.conversationId]);
+		if (!row) return null;
+		const { record, sentCounts } = toConversationRow(row);
+		const memberIds = (await this.ctx.readMemberRows(this.conversationId)).map((r) => text(r, "user_id"));
+		const state: SequencerState = { conversation: record, sentCounts, memberIds };
+		const unfinished = await this.claimedAfter(record.lastSeq);
+		if (unfinished.length === 0) return state;
+		const next = advance(state, unfinished);
+		this.pending = followUp(io.q, next, unfinished, settings.feedSearch);
+		await this.writePending();
+		settings.warn(`${this.conversationId}: completed seqs ${unfinished[0]!.seq}..${next.conversation.lastSeq}, claimed by a writer that did not finish`);
+		return next;
+	}
+
+	/** Claimed rows after last_seq, in order (read at SERIAL, which also finishes a claim left half done). */
+	private async claimedAfter(lastSeq: number): Promise<Message[]> {
+		const { io } = this.ctx;
+		const out: Message[] = [];
+		for (let bucket = bucketOf(lastSeq + 1); ; bucket++) {
+			const from = Math.max(lastSeq + 1, firstSeqOf(bucket));
+			for await (const row of io.scan(io.q.messagesUp, [this.conversationId, bucket, from, lastSeqOf(bucket)], 1000, true)) {
+				const message = toMessage(row);
+				// Claims are contiguous from last_seq + 1; stop at anything else.
+				if (message.seq !== lastSeq + out.length + 1) return out;
+				out.push(message);
+			}
+			if (out.length === 0 || out[out.length - 1]!.seq < lastSeqOf(bucket)) return out;
+		}
+	}
+}
+
+function messageOf(req: AppendRequest, seq: number): Message {
+	return {
+		id: req.id,
+		conversationId: req.conversationId,
+		seq,
+		senderId: req.senderId,
+		clientMsgId: req.clientMsgId,
+		type: req.type,
+		text: req.text,
+		attachments: req.attachments,
+		createdAt: new Date(req.now).toISOString(),
+	};
+}
+
+/** Contiguous messages split where they cross a bucket: a conditional batch must stay in one partition. */
+function byBucket(messages: Message[]): Message[][] {
+	const chunks: Message[][] = [];
+	for (const m of messages) {
+		const last = chunks[chunks.length - 1];
+		if (last && bucketOf(last[0]!.seq) === bucketOf(m.seq)) last.push(m);
+		else chunks.push([m]);
+	}
+	return chunks;
+}
+
+function claimStatement(q: Statements, m: Message): Statement {
+	return {
+		query: q.messageClaim,
+		params: [m.conversationId, bucketOf(m.seq), m.seq, m.id, m.senderId, m.clientMsgId, m.type, m.text, JSON.stringify(m.attachments), Date.parse(m.createdAt)],
+	};
+}
+
+/** The state after these messages (contiguous from lastSeq + 1): derived from them alone, so every writer derives the same. */
+function advance(state: SequencerState, fresh: Message[]): SequencerState {
+	const sentCounts = new Map(state.sentCounts);
+	for (const m of fresh) sentCounts.set(m.senderId, (sentCounts.get(m.senderId) ?? 0) + 1);
+	const lastActivityAt = Math.max(state.conversation.lastActivityAt, ...fresh.map((m) => Date.parse(m.createdAt)));
+	return {
+		...state,
+		conversation: { ...state.conversation, lastSeq: state.conversation.lastSeq + fresh.length, lastActivityAt },
+		sentCounts,
+	};
+}
+
+/** The follow-up of a group: absolute values, forward-only cells stamped with the new last seq. */
+function followUp(q: Statements, next: SequencerState, fresh: Message[], feedSearch: boolean): Statement[] {
+	const { id, lastSeq, lastActivityAt } = next.conversation;
+	const counts = Object.fromEntries(next.sentCounts);
+	const hasSent = (userId: string) => (next.sentCounts.get(userId) ?? 0) > 0;
+	const list: Statement[] = [{ query: q.conversationCommit, params: [lastSeq, lastSeq, lastActivityAt, counts, id] }];
+	for (const m of fresh) list.push({ query: q.messageIdInsert, params: [m.senderId, m.clientMsgId, id, m.seq] });
+	for (const userId of next.memberIds) {
+		const exchanged = hasSent(userId) && next.memberIds.some((other) => other !== userId && hasSent(other));
+		list.push({ query: q.userConversationCommit, params: [lastSeq, lastSeq, lastActivityAt, exchanged, userId, id] });
+	}
+	if (feedSearch) list.push({ query: q.searchMark, params: [searchShardOf(id), id, Date.now()] });
+	return list;
+}
