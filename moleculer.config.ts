@@ -5,7 +5,7 @@
  */
 import type { BrokerOptions } from "moleculer";
 import type { Config } from "./config";
-import { durableChannels } from "./middlewares/channels.middleware";
+import { durableChannels, inProcessChannels } from "./middlewares/channels.middleware";
 import { drainGatewayFirst } from "./middlewares/drain.middleware";
 import { ParleyErrorRegenerator } from "./lib/errors";
 import { redisOptions } from "./lib/redis";
@@ -39,8 +39,8 @@ export function brokerOptions(config: Config): BrokerOptions {
 			paramsAlwaysObject,
 			drainGatewayFirst,
 			missingServiceIsTransient,
-			// Durable channels on NATS JetStream carry the cluster's asynchronous work (search indexing).
-			...(clustered ? [durableChannels(config.cluster.natsUrl)] : []),
+			// Channels carry asynchronous work (push; search indexing in a cluster): durable on NATS JetStream in a cluster.
+			clustered ? durableChannels(config.cluster.natsUrl) : inProcessChannels(),
 		],
 		// Moleculer tells other nodes of our services a second after they register (a debounce);
 		// a gateway takes sockets before that, so announce at once when the node is up.

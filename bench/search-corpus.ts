@@ -9,6 +9,12 @@
  * through SqliteStore, indexed by its triggers; Elasticsearch: ElasticSearchIndex.index() in bulk
  * batches), then times sequential searches of 1-3 content words, the last often a prefix as if
  * typed, each scoped to one user's ~20 conversations, like search.messages. Prints one JSON line.
+ *
+ * A scope mix, for the engines whose cost depends on the scope (SQLite scans small scopes and uses
+ * FTS5 for large ones): a few busy users (shops, support agents) in a large share of the conversations,
+ * and a share of the queries from them:
+ *
+ *   npx tsx bench/search-corpus.ts --engine sqlite --messages 1000000 --busy-users 5 --busy-share 0.2 --busy-queries 0.1
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -30,7 +36,12 @@ const USAGE = `usage: npx tsx bench/search-corpus.ts --engine sqlite|elasticsear
   --seed <N>            corpus and query seed (default 1)
   --node <url>          Elasticsearch (default $PARLEY_ELASTICSEARCH_URL or http://127.0.0.1:9200)
   --keep                keep the loaded corpus (SQLite data dir / Elasticsearch index) for --reuse
-  --reuse <dir|index>   search an existing corpus made with the same flags instead of loading one`;
+  --reuse <dir|index>   search an existing corpus made with the same flags instead of loading one
+  --busy-users <N>      users who are the seller in --busy-share of the conversations (default 0)
+  --busy-share <f>      share of the conversations that have a busy seller (default 0.2)
+  --busy-queries <f>    share of the queries made by busy users (default 0.1)
+  --scan-up-to <N>      SQLite: scan scopes of at most N messages, FTS5 above (default: the engine's)
+  --check-paths         SQLite: also run every query through both paths and count differing answers`;
 
 interface Options {
 	engine: "sqlite" | "elasticsearch";
@@ -43,12 +54,18 @@ interface Options {
 	node: string;
 	keep: boolean;
 	reuse: string | null;
+	busyUsers: number;
+	busyShare: number;
+	busyQueries: number;
+	scanUpTo: number | undefined;
+	checkPaths: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
 	const options: Options = {
 		engine: "sqlite", messages: 1_000_000, conversations: 50_000, users: 5_000, queries: 1000, limit: 20, seed: 1,
 		node: process.env.PARLEY_ELASTICSEARCH_URL ?? "http://127.0.0.1:9200", keep: false, reuse: null,
+		busyUsers: 0, busyShare: 0.2, busyQueries: 0.1, scanUpTo: undefined, checkPaths: false,
 	};
 	let engineGiven = false;
 	const args = [...argv];
@@ -61,6 +78,11 @@ function parseOptions(argv: string[]): Options {
 		const n = Number(value(flag));
 		if (!Number.isInteger(n) || n < 1) fail(`${flag} must be a positive integer`);
 		return n;
+	};
+	const share = (flag: string): number => {
+		const f = Number(value(flag));
+		if (!(f >= 0 && f <= 1)) fail(`${flag} must be between 0 and 1`);
+		return f;
 	};
 	while (args.length > 0) {
 		const flag = args.shift()!;
@@ -81,11 +103,23 @@ function parseOptions(argv: string[]): Options {
 			case "--node": options.node = value(flag); break;
 			case "--keep": options.keep = true; break;
 			case "--reuse": options.reuse = value(flag); break;
+			case "--busy-users": options.busyUsers = count(flag); break;
+			case "--busy-share": options.busyShare = share(flag); break;
+			case "--busy-queries": options.busyQueries = share(flag); break;
+			case "--scan-up-to": {
+				const n = Number(value(flag));
+				if (!Number.isInteger(n) || n < 0) fail(`${flag} must be an integer >= 0`);
+				options.scanUpTo = n;
+				break;
+			}
+			case "--check-paths": options.checkPaths = true; break;
 			default: fail(`unknown flag ${flag}`);
 		}
 	}
 	if (!engineGiven) fail("--engine is required");
 	if (options.users < 2) fail("--users must be at least 2");
+	if (options.busyUsers >= options.users) fail("--busy-users must be fewer than --users");
+	if (options.engine !== "sqlite" && (options.scanUpTo !== undefined || options.checkPaths)) fail("--scan-up-to and --check-paths are for --engine sqlite");
 	return options;
 }
 
@@ -168,7 +202,12 @@ function buildConversations(options: Options, random: () => number): Corpus {
 	const members: [number, number][] = [];
 	for (let c = 0; c < options.conversations; c++) {
 		const buyer = Math.floor(random() * options.users);
-		const seller = (buyer + 1 + Math.floor(random() * (options.users - 1))) % options.users;
+		let seller = (buyer + 1 + Math.floor(random() * (options.users - 1))) % options.users;
+		// Users 0..busyUsers-1 are busy sellers. Without them no extra number is drawn: same corpus as before.
+		if (options.busyUsers > 0 && random() < options.busyShare) {
+			const busy = Math.floor(random() * options.busyUsers);
+			if (busy !== buyer) seller = busy;
+		}
 		members.push([buyer, seller]);
 		conversationsOf[buyer]!.push(c);
 		conversationsOf[seller]!.push(c);
@@ -241,16 +280,32 @@ interface Engine {
 	search: SearchIndex;
 	load(messages: Iterable<IndexableMessage>, corpus: Corpus): Promise<void>;
 	dispose(): Promise<void>;
+	/** SQLite: how many searches took each path since the last call. */
+	takePaths?(): Record<string, number>;
+	/** SQLite: the same index forced down each path, for --check-paths. */
+	paths?: { scan: SearchIndex; index: SearchIndex };
 }
 
 async function sqliteEngine(options: Options): Promise<Engine> {
 	const dataDir = options.reuse ?? fs.mkdtempSync(path.join(os.tmpdir(), "parley-search-bench-"));
 	const store = new SqliteStore(dataDir);
 	await store.open();
-	const search = new SqliteSearch(dataDir);
+	let taken = { scan: 0, index: 0 };
+	const search = new SqliteSearch(dataDir, { scanUpTo: options.scanUpTo, onSearch: ({ path }) => taken[path]++ });
 	await search.open();
+	const paths = options.checkPaths
+		? { scan: new SqliteSearch(dataDir, { scanUpTo: Number.MAX_SAFE_INTEGER }), index: new SqliteSearch(dataDir, { scanUpTo: 0 }) }
+		: undefined;
+	await paths?.scan.open();
+	await paths?.index.open();
 	return {
 		search,
+		paths,
+		takePaths() {
+			const result = taken;
+			taken = { scan: 0, index: 0 };
+			return result;
+		},
 		async load(messages, corpus) {
 			const started = performance.now();
 			for (const [c, [buyer, seller]] of corpus.members.entries()) {
@@ -267,6 +322,8 @@ async function sqliteEngine(options: Options): Promise<Engine> {
 			}
 		},
 		async dispose() {
+			await paths?.scan.close();
+			await paths?.index.close();
 			await search.close();
 			await store.close();
 			if (options.keep) log(`kept the corpus in ${dataDir} (--reuse ${dataDir})`);
@@ -316,6 +373,8 @@ async function dropIndex(node: string, index: string): Promise<void> {
 interface Query {
 	text: string;
 	conversationIds: string[];
+	/** Made by a busy user (--busy-users). */
+	busy: boolean;
 }
 
 /** 1-3 content words (as users search "blue bike", not "the"); half the time the last one is half typed. */
@@ -323,12 +382,23 @@ function generateQueries(options: Options, corpus: Corpus, random: () => number,
 	const contentWord = zipfPicker(CONTENT_WORDS.length, random);
 	const users = corpus.conversationsOf.map((_, u) => u).filter((u) => corpus.conversationsOf[u]!.length > 0);
 	return Array.from({ length: count }, () => {
-		const user = users[Math.floor(random() * users.length)]!;
+		// Without busy users no extra number is drawn: the same queries as before the scope mix existed.
+		const busy = options.busyUsers > 0 && random() < options.busyQueries;
+		const user = busy ? Math.floor(random() * options.busyUsers) : users[Math.floor(random() * users.length)]!;
 		const words = Array.from({ length: 1 + Math.floor(random() * 3) }, () => CONTENT_WORDS[contentWord()]!);
 		const last = words[words.length - 1]!;
 		if (last.length > 3 && random() < 0.5) words[words.length - 1] = last.slice(0, 2 + Math.floor(random() * (last.length - 2)));
-		return { text: words.join(" "), conversationIds: corpus.conversationsOf[user]!.map(conversationId) };
+		return { text: words.join(" "), conversationIds: corpus.conversationsOf[user]!.map(conversationId), busy };
 	});
+}
+
+/** Messages per conversation index, from the generator alone (so --reuse knows them too). */
+function messagesPerConversation(options: Options): Uint32Array {
+	const random = randomSource(options.seed);
+	const corpus = buildConversations(options, random);
+	const counts = new Uint32Array(options.conversations);
+	for (const { message } of generateMessages(options, corpus, random)) counts[Number(message.conversationId.slice("c_bench_".length))]!++;
+	return counts;
 }
 
 function percentile(sortedMs: number[], p: number): number {
@@ -349,6 +419,24 @@ async function timeQueries(search: SearchIndex, queries: Query[], limit: number)
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
 
+function summary(values: number[]): { p50: number; p90: number; p99: number; max: number } {
+	const sorted = [...values].sort((a, b) => a - b);
+	return { p50: round(percentile(sorted, 50)), p90: round(percentile(sorted, 90)), p99: round(percentile(sorted, 99)), max: round(sorted[sorted.length - 1]!) };
+}
+
+/** Runs every query down both SQLite paths; returns how many answers differ (ids, order or highlight). */
+async function comparePaths(paths: NonNullable<Engine["paths"]>, queries: Query[], limit: number): Promise<number> {
+	let differ = 0;
+	for (const q of queries) {
+		const [scan, index] = await Promise.all([paths.scan, paths.index].map((s) => s.search({ text: q.text, conversationIds: q.conversationIds, limit })));
+		const key = (hits: typeof scan) => JSON.stringify(hits!.map((h) => [h.message.id, h.highlight]));
+		if (key(scan) !== key(index)) {
+			if (differ++ === 0) log(`paths differ for ${JSON.stringify(q.text)}: scan ${key(scan)} index ${key(index)}`);
+		}
+	}
+	return differ;
+}
+
 async function main(): Promise<void> {
 	const options = parseOptions(process.argv.slice(2));
 	const random = randomSource(options.seed);
@@ -365,9 +453,18 @@ async function main(): Promise<void> {
 		// Queries have their own seed, so --reuse times the same queries as the run that loaded.
 		const queries = generateQueries(options, corpus, randomSource(options.seed + 1), 100 + options.queries);
 		await timeQueries(engine.search, queries.slice(0, 100), options.limit);
-		const { latenciesMs, hits } = await timeQueries(engine.search, queries.slice(100), options.limit);
-		const sorted = [...latenciesMs].sort((a, b) => a - b);
+		engine.takePaths?.();
+		const timed = queries.slice(100);
+		const { latenciesMs, hits } = await timeQueries(engine.search, timed, options.limit);
+		const paths = engine.takePaths?.();
 		const scopes = queries.map((q) => q.conversationIds.length);
+		const counts = messagesPerConversation(options);
+		const scopeMessages = timed.map((q) => q.conversationIds.reduce((n, id) => n + counts[Number(id.slice("c_bench_".length))]!, 0));
+		const busy = (wanted: boolean) => {
+			const ms = latenciesMs.filter((_, i) => timed[i]!.busy === wanted);
+			const scope = scopeMessages.filter((_, i) => timed[i]!.busy === wanted);
+			return ms.length === 0 ? null : { queries: ms.length, scopeMessages: { mean: Math.round(scope.reduce((a, b) => a + b, 0) / scope.length), max: Math.max(...scope) }, ms: summary(ms) };
+		};
 		console.log(JSON.stringify({
 			engine: engine.search.engine,
 			messages: options.messages,
@@ -376,9 +473,13 @@ async function main(): Promise<void> {
 			conversationsPerQuery: { mean: round(scopes.reduce((a, b) => a + b, 0) / scopes.length), max: Math.max(...scopes) },
 			queries: options.queries,
 			limit: options.limit,
+			scopeMessages: { mean: Math.round(scopeMessages.reduce((a, b) => a + b, 0) / scopeMessages.length), max: Math.max(...scopeMessages) },
 			meanHits: round(hits / options.queries),
 			loadSeconds,
-			ms: { p50: round(percentile(sorted, 50)), p90: round(percentile(sorted, 90)), p99: round(percentile(sorted, 99)), max: round(sorted[sorted.length - 1]!) },
+			ms: summary(latenciesMs),
+			...(options.busyUsers > 0 ? { busyUsers: busy(true), otherUsers: busy(false) } : {}),
+			...(paths ? { paths } : {}),
+			...(engine.paths ? { pathsDiffer: await comparePaths(engine.paths, timed, options.limit) } : {}),
 		}));
 	} finally {
 		await engine.dispose();

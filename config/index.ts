@@ -2,6 +2,7 @@
  * All configuration, read from the environment once and validated here.
  * Nothing else in the code base reads process.env.
  */
+import fs from "node:fs";
 import path from "node:path";
 
 export type Profile = "embedded" | "cluster";
@@ -50,6 +51,10 @@ export interface Config {
 		/** Calls per second per user (token bucket), and the bucket size. */
 		callsPerSecond: number;
 		callBurst: number;
+		/** Bytes queued for one connection that its client has not read; past this the connection is closed. */
+		maxUnreadBytes: number;
+		/** Sessions (sockets) one user may hold on one gateway node. */
+		maxSessionsPerUser: number;
 	};
 	store: {
 		engine: "sqlite" | "cassandra";
@@ -65,6 +70,14 @@ export interface Config {
 		engine: "sqlite" | "elasticsearch";
 		elasticsearch: { url: string; index: string };
 	};
+	/** Push notifications through FCM; off without a service account. */
+	push: {
+		serviceAccountFile: string | undefined;
+		/** Route Google's endpoints through this https://host:port (an egress relay, or a test stand-in). */
+		relayUrl: string | undefined;
+		/** Extra CA (PEM file) to trust for that relay. */
+		caFile: string | undefined;
+	};
 	receiptFlushMs: number;
 	typingTtlMs: number;
 	metricsPort: number;
@@ -78,7 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 	const read = new EnvReader(env);
 	const mode = read.oneOf("PARLEY_MODE", ["development", "production"], "development") as Mode;
 	const jwtSecret = read.string("PARLEY_JWT_SECRET");
-	const jwksUrl = read.string("PARLEY_JWKS_URL");
+	const jwksUrl = read.url("PARLEY_JWKS_URL", ["https:", "http:"]);
 
 	if (mode === "production" && !jwtSecret && !jwksUrl) {
 		throw new ConfigError("production mode needs PARLEY_JWT_SECRET or PARLEY_JWKS_URL");
@@ -124,6 +137,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			searchMaxLimit: 50,
 			callsPerSecond: read.int("PARLEY_CALLS_PER_SECOND", 200, 1, 1_000_000),
 			callBurst: read.int("PARLEY_CALL_BURST", 400, 1, 1_000_000),
+			maxUnreadBytes: read.int("PARLEY_MAX_UNREAD_BYTES", 8 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+			maxSessionsPerUser: read.int("PARLEY_MAX_SESSIONS_PER_USER", 20, 1, 10_000),
 		},
 		store: {
 			engine: read.oneOf("PARLEY_STORE", ["sqlite", "cassandra"], clustered ? "cassandra" : "sqlite") as Config["store"]["engine"],
@@ -140,6 +155,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 				url: read.string("PARLEY_ELASTICSEARCH_URL") ?? "http://127.0.0.1:9200",
 				index: read.identifier("PARLEY_ELASTICSEARCH_INDEX", "parley-messages"),
 			},
+		},
+		push: {
+			serviceAccountFile: read.file("PARLEY_FCM_SERVICE_ACCOUNT"),
+			relayUrl: read.url("PARLEY_FCM_RELAY_URL", ["https:"]),
+			caFile: read.file("PARLEY_FCM_CA_FILE"),
 		},
 		receiptFlushMs: read.int("PARLEY_RECEIPT_FLUSH_MS", 20, 0, 10_000),
 		typingTtlMs: read.int("PARLEY_TYPING_TTL_MS", 6000, 100, 60_000),
@@ -183,6 +203,32 @@ class EnvReader {
 		if (!Number.isInteger(value) || value < min || value > max) {
 			throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
 		}
+		return value;
+	}
+
+	/** A path to a readable file, if set. */
+	file(name: string): string | undefined {
+		const value = this.string(name);
+		if (value === undefined) return undefined;
+		try {
+			fs.accessSync(value, fs.constants.R_OK);
+		} catch {
+			throw new ConfigError(`${name} must name a readable file, got "${value}"`);
+		}
+		return path.resolve(value);
+	}
+
+	/** An absolute URL with one of these protocols, if set. */
+	url(name: string, protocols: string[]): string | undefined {
+		const value = this.string(name);
+		if (value === undefined) return undefined;
+		let parsed: URL | undefined;
+		try {
+			parsed = new URL(value);
+		} catch {
+			// reported below
+		}
+		if (!parsed || !protocols.includes(parsed.protocol)) throw new ConfigError(`${name} must be a ${protocols.join(" or ")} URL, got "${value}"`);
 		return value;
 	}
 

@@ -109,6 +109,8 @@ export interface Actions {
 	"typing.set": [{ conversationId: string; typing: boolean }, { ok: true }];
 	"search.messages": [{ q: string; conversationId?: string; limit?: number }, { hits: SearchHit[] }];
 	"presence.get": [{ userIds: string[] }, PresenceState[]];
+	"push.register": [{ token: string; platform?: "android" | "ios" | "web" }, { ok: true }];
+	"push.unregister": [Record<string, never>, { ok: true }];
 }
 
 export type ActionName = keyof Actions;
@@ -127,6 +129,8 @@ export const SOCKET_ACTIONS: readonly ActionName[] = [
 	"typing.set",
 	"search.messages",
 	"presence.get",
+	"push.register",
+	"push.unregister",
 ];
 
 /** Server -> client events. */
@@ -150,6 +154,7 @@ export type ErrorType =
 	| "VALIDATION_ERROR"
 	| "CONFLICT"
 	| "RATE_LIMITED"
+	| "TOO_MANY_SESSIONS"
 	| "PAYLOAD_TOO_LARGE"
 	| "UNAVAILABLE"
 	| "INTERNAL";

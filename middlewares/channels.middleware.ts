@@ -1,12 +1,16 @@
 /**
- * Durable channels (@moleculer/channels) on NATS JetStream for the cluster's
- * asynchronous work. The adapter takes `{nats: {url}}`: a bare URL string is mishandled.
+ * Channels (@moleculer/channels) for asynchronous work: durable on NATS JetStream
+ * in a cluster, in-process (the Fake adapter, over local events) in the embedded
+ * profile. The NATS adapter takes `{nats: {url}}`: a bare URL string is mishandled.
  */
 import { Adapters, Middleware as ChannelsMiddleware } from "@moleculer/channels";
 import type { Middleware } from "moleculer";
 
 type Channel = { id: string; name: string; group: string };
-const NatsAdapter = (Adapters as unknown as { NATS: new (opts: unknown) => { subscribe(chan: Channel): Promise<void> } }).NATS;
+const { NATS: NatsAdapter, Fake: FakeAdapter } = Adapters as unknown as {
+	NATS: new (opts: unknown) => { subscribe(chan: Channel): Promise<void> };
+	Fake: new (opts?: unknown) => unknown;
+};
 
 /**
  * The stock adapter names a consumer's push subject after the node (`<nodeID>.<service>.<channel>`),
@@ -25,4 +29,9 @@ export function durableChannels(natsUrl: string): Middleware {
 	// nats.js gives up after 10 reconnects (~20 s); a NATS outage must heal by itself, like the transporter does.
 	const adapter = new SharedConsumerNatsAdapter({ nats: { url: natsUrl, connectionOptions: { maxReconnectAttempts: -1, reconnectTimeWait: 1000 } } });
 	return ChannelsMiddleware({ adapter } as unknown as Parameters<typeof ChannelsMiddleware>[0]) as unknown as Middleware;
+}
+
+/** The embedded profile: one process, so channels are local events (lost with the process, like everything in flight). */
+export function inProcessChannels(): Middleware {
+	return ChannelsMiddleware({ adapter: new FakeAdapter() } as unknown as Parameters<typeof ChannelsMiddleware>[0]) as unknown as Middleware;
 }

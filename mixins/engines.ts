@@ -4,6 +4,9 @@
  */
 import type { Config } from "../config";
 import type { PresenceRegistry } from "../lib/presence/presence-registry";
+import type { DeviceRegistry } from "../lib/push/device-registry";
+import type { PushSender } from "../lib/push/fcm-sender";
+import { SqliteDeviceRegistry } from "../lib/push/sqlite-device-registry";
 import { MemoryPresence } from "../lib/presence/memory-presence";
 import type { SearchIndex } from "../lib/search/search-index";
 import { SqliteSearch } from "../lib/search/sqlite-search";
@@ -31,6 +34,23 @@ export function createSearchIndex(config: Config): SearchIndex {
 		return new ElasticSearchIndex({ node: config.search.elasticsearch.url, index: config.search.elasticsearch.index });
 	}
 	return new SqliteSearch(config.dataDir);
+}
+
+/** Push tokens live beside the chat data: SQLite embedded, Cassandra in a cluster. */
+export function createDeviceRegistry(config: Config): DeviceRegistry {
+	if (config.store.engine === "cassandra") {
+		const { CassandraDeviceRegistry } = require("../lib/push/cassandra-device-registry") as typeof import("../lib/push/cassandra-device-registry");
+		const c = config.store.cassandra;
+		return new CassandraDeviceRegistry({ contactPoints: c.contactPoints, localDataCenter: c.localDataCenter, keyspace: c.keyspace, replication: c.replication });
+	}
+	return new SqliteDeviceRegistry(config.dataDir);
+}
+
+/** FCM through firebase-admin when a service account is configured; otherwise no pushes are sent. */
+export function createPushSender(config: Config): PushSender | null {
+	if (!config.push.serviceAccountFile) return null;
+	const { FcmSender } = require("../lib/push/fcm-sender") as typeof import("../lib/push/fcm-sender");
+	return new FcmSender({ serviceAccountFile: config.push.serviceAccountFile, relayUrl: config.push.relayUrl, caFile: config.push.caFile });
 }
 
 /** Memory in one process; a cluster shares sessions in Redis, kept alive by each gateway's heartbeat. */

@@ -7,6 +7,7 @@ import type { Conversation, ConversationSummary, ParamsOf, ResultOf } from "../c
 import type { Config } from "../config";
 import { invalid, notFound } from "../lib/errors";
 import { conversationIdFor } from "../lib/ids";
+import { inChunks } from "../lib/in-chunks";
 import { conversationView, summaryView } from "../lib/summaries";
 import { callerOf, requireMember, type CallerMeta, type MemberRef } from "../mixins/caller";
 import { createChatStore } from "../mixins/engines";
@@ -123,12 +124,8 @@ export default function conversationsService(config: Config): ServiceSchema {
 				visibility: "public",
 				params: { userId: "string", conversationIds: { type: "array", items: "string" } },
 				async handler(ctx: Context<{ userId: string; conversationIds: string[] }>): Promise<ConversationSummary[]> {
-					const out: ConversationSummary[] = [];
-					for (const id of ctx.params.conversationIds) {
-						const summary = await summaryFor(ctx.params.userId, id);
-						if (summary) out.push(summary);
-					}
-					return out;
+					const summaries = await inChunks(ctx.params.conversationIds, (id) => summaryFor(ctx.params.userId, id));
+					return summaries.filter((s): s is ConversationSummary => s !== null);
 				},
 			},
 

@@ -12,11 +12,13 @@ import type { Server, Socket } from "socket.io";
 import { PROTOCOL_VERSION, SOCKET_ACTIONS, type AuthUser, type Role } from "../contract";
 import type { Config } from "../config";
 import { TokenVerifier, isValidUserId } from "../lib/auth";
-import { invalid, rateLimited, toWireError } from "../lib/errors";
+import { ParleyError, invalid, rateLimited, toWireError } from "../lib/errors";
 import type { Delivery } from "../lib/fanout";
 import type { SessionInfo } from "../lib/presence/presence-registry";
 import { TokenBuckets } from "../lib/rate-limiter";
+import { SessionSlots } from "../lib/session-slots";
 import { guardPackets } from "../lib/socket-guard";
+import { closeWhenUnreadExceeds, type EngineConnection } from "../lib/unread-output";
 
 /** What a socket carries once its handshake is verified. */
 interface SessionData {
@@ -27,18 +29,17 @@ interface SessionData {
 type JsonHandler = (req: IncomingMessage & { $params?: Record<string, unknown> }, res: ServerResponse) => void;
 
 const DEVICE_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
-const MAX_UNREAD_BYTES = 8 * 1024 * 1024;
-
-/** Bytes written to this client's WebSocket that it has not read yet. */
-function unreadBytes(socket: Socket): number {
-	const transport = socket.conn.transport as unknown as { socket?: { bufferedAmount?: number } };
-	return transport.socket?.bufferedAmount ?? 0;
-}
 
 export default function gatewayService(config: Config): ServiceSchema {
 	const verifier = new TokenVerifier(config.auth, config.mode === "production");
 	let logger: Service["logger"] | undefined;
 	const limiter = callLimiter(config, (message) => logger?.warn(message));
+	const sessionSlots = new SessionSlots(config.limits.maxSessionsPerUser);
+	/** Calls and handshakes draw on the same per-user bucket. */
+	const spendToken = async (userId: string) => {
+		const wait = await limiter.buckets.take(userId);
+		if (wait > 0) throw rateLimited(wait);
+	};
 	let io: Server | undefined;
 	let draining: Promise<void> | undefined;
 
@@ -130,14 +131,7 @@ export default function gatewayService(config: Config): ServiceSchema {
 							call: {
 								whitelist: [...SOCKET_ACTIONS],
 								async onBeforeCall(_ctx: Context, socket: Socket) {
-									const data = socket.data as SessionData;
-									const wait = await limiter.buckets.take(data.user.id);
-									if (wait > 0) throw rateLimited(wait);
-									// A client that does not read its socket must not make the server buffer answers for it.
-									if (unreadBytes(socket) > MAX_UNREAD_BYTES) {
-										socket.disconnect(true);
-										throw rateLimited(1000);
-									}
+									await spendToken((socket.data as SessionData).user.id);
 								},
 							},
 						},
@@ -159,17 +153,24 @@ export default function gatewayService(config: Config): ServiceSchema {
 		},
 
 		methods: {
-			/** Handshake: verify the JWT and register the device session before the client sees `connect`. */
+			/** Handshake: verify the JWT, admit the session and register it before the client sees `connect`. */
 			async socketAuthorize(this: Service, socket: Socket): Promise<AuthUser> {
 				const auth = (socket.handshake.auth ?? {}) as { token?: unknown; deviceId?: unknown };
 				let user: AuthUser;
 				try {
 					user = await verifier.verify(auth.token);
+					if (auth.deviceId !== undefined && (typeof auth.deviceId !== "string" || !DEVICE_ID.test(auth.deviceId))) {
+						throw invalid("deviceId must be 1-128 letters, digits or _.:-");
+					}
+					// A handshake is a JWT check, a registry write and maybe a presence announcement to every
+					// contact: it costs a call token, so connect/disconnect flapping is bounded like calls.
+					await spendToken(user.id);
 				} catch (err) {
 					throw connectError(err);
 				}
-				if (auth.deviceId !== undefined && (typeof auth.deviceId !== "string" || !DEVICE_ID.test(auth.deviceId))) {
-					throw connectError(invalid("deviceId must be 1-128 letters, digits or _.:-"));
+				if (!sessionSlots.take(user.id)) {
+					const max = config.limits.maxSessionsPerUser;
+					throw connectError(new ParleyError(`At most ${max} sessions per user: close one first`, 429, "TOO_MANY_SESSIONS", { max }));
 				}
 				const session: SessionInfo = {
 					sessionId: socket.id,
@@ -178,26 +179,34 @@ export default function gatewayService(config: Config): ServiceSchema {
 					nodeID: this.broker.nodeID,
 				};
 				socket.data = { user, session } satisfies SessionData;
-				// Listen before registering: a client gone during registration must still be unregistered.
-				// The engine-level close fires even if the socket never finished connecting.
-				let registered = false;
-				let closed = false;
 				const unregister = () => {
 					// Typing timers of this session live on this node.
 					this.broker.broadcastLocal("session.closed", session);
 					this.broker.call("presence.disconnect", session).catch(() => undefined);
 				};
-				socket.conn.once("close", () => {
-					closed = true;
+				// The session ends once, at whichever comes first: the socket leaving the namespace (a client
+				// may send a Socket.IO DISCONNECT, keep the connection and connect again on it), or the
+				// connection closing, which also fires when the socket never finished connecting.
+				// Listen before registering: a client gone during registration must still be unregistered.
+				let registered = false;
+				let ended = false;
+				const end = () => {
+					if (ended) return;
+					ended = true;
+					socket.conn.off("close", end); // the connection may carry more sessions: leave no listener behind
+					sessionSlots.release(user.id);
 					if (registered) unregister();
-				});
+				};
+				socket.conn.once("close", end);
+				socket.once("disconnect", end);
 				try {
 					await this.broker.call("presence.connect", session);
 				} catch (err) {
+					end();
 					throw connectError(err);
 				}
 				registered = true;
-				if (closed) unregister();
+				if (ended) unregister();
 				return user;
 			},
 
@@ -250,9 +259,11 @@ export default function gatewayService(config: Config): ServiceSchema {
 
 		started(this: Service) {
 			io = this.io as Server;
-			// Sockets keep a reference to their upgrade request; dropping it saves memory per connection.
-			io.engine.on("connection", (raw: { request: unknown }) => {
+			const { maxUnreadBytes } = config.limits;
+			io.engine.on("connection", (raw: EngineConnection & { request: unknown }) => {
+				// Sockets keep a reference to their upgrade request; dropping it saves memory per connection.
 				raw.request = null;
+				closeWhenUnreadExceeds(raw, maxUnreadBytes, (unread) => this.logger.info(`closed a connection whose client left ${unread} bytes unread`));
 			});
 			this.logger.info(`Socket.IO protocol ${PROTOCOL_VERSION} on port ${config.port}`);
 			if (config.devTokens) this.logger.warn("DEVELOPMENT MODE: POST /api/dev/token issues tokens to anyone. Never expose this server.");
@@ -280,12 +291,15 @@ function callLimiter(config: Config, warn: (message: string) => void): { buckets
 	return { buckets, close: () => redis.disconnect() };
 }
 
-/** Socket.IO sends `message` and `data` of a middleware error as the client's connect_error. */
+/**
+ * Socket.IO sends `message` and `data` of a middleware error as the client's connect_error:
+ * `data` is the error object without its name (e.g. `data.data.retryAfterMs` when rate limited).
+ */
 function connectError(err: unknown): Error & { data: unknown } {
 	const wire = toWireError(err);
 	const type = wire.code === 401 ? "UNAUTHORIZED" : wire.type;
 	const error = new Error(type) as Error & { data: unknown };
-	error.data = { code: wire.code, type, message: wire.message };
+	error.data = { code: wire.code, type, message: wire.message, ...(wire.data !== undefined && { data: wire.data }) };
 	return error;
 }
 

@@ -8,6 +8,7 @@ import conversationsService from "./conversations.service";
 import gatewayService from "./gateway.service";
 import messagesService from "./messages.service";
 import presenceService from "./presence.service";
+import pushService from "./push.service";
 import receiptsService from "./receipts.service";
 import searchService from "./search.service";
 import typingService from "./typing.service";
@@ -25,6 +26,7 @@ export const SERVICES_BY_ROLE: Record<Role, Record<string, Factory>> = {
 		messages: messagesService,
 		receipts: receiptsService,
 		search: searchService,
+		push: pushService,
 	},
 	gateway: {
 		presence: presenceService,

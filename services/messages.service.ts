@@ -4,15 +4,18 @@
  * commit) -> fan-out to the members' session actors.
  */
 import type { Context, Service, ServiceSchema } from "moleculer";
-import type { Message, ParamsOf, ReceiptUpdate, ResultOf } from "../contract";
+import type { ConversationSummary, Message, ParamsOf, ReceiptUpdate, ResultOf } from "../contract";
 import type { Config } from "../config";
 import { invalid, tooLarge } from "../lib/errors";
 import { stripMarkers } from "../lib/search/highlight";
 import { SEARCH_INDEX_CHANNEL, chunkForChannel } from "../lib/search/index-channel";
 import { SearchOutboxRelay } from "../lib/search/outbox-relay";
 import { newMessageId } from "../lib/ids";
-import type { AppendResult } from "../lib/store/chat-store";
+import { messagePushJob } from "../lib/push/notifications";
+import { PUSH_CHANNEL } from "../lib/push/push-channel";
+import type { AppendResult, Membership } from "../lib/store/chat-store";
 import { summaryView } from "../lib/summaries";
+import { buildSyncPage } from "../lib/sync-page";
 import { callerOf, requireMember, type CallerMeta } from "../mixins/caller";
 import { createChatStore } from "../mixins/engines";
 import { Fanout, withFanout } from "../mixins/fanout.mixin";
@@ -21,13 +24,20 @@ import { ID, SEQ, SHARDED_BY_CONVERSATION, optionalLimit } from "../mixins/param
 
 type Ctx<P> = Context<P, CallerMeta>;
 
-/** Characters of message text per sync page (about 2 MB of JSON at most). */
-const SYNC_PAGE_TEXT_BUDGET = 500_000;
+/**
+ * What one sync page may hold: about 2 MB of message text, 100 summaries (each with a last
+ * message), watermarks of the 500 most recently active conversations. Well under NATS's payload
+ * limit in a cluster, and a bounded amount of work per call.
+ */
+const SYNC_PAGE_BUDGET = { textChars: 500_000, summaries: 100, receiptConversations: 500 };
 
 /** Sends one node works on at once (each waits for its group commit); as many more may wait. */
 const SEND_CONCURRENCY = 2000;
 
 const CLIENT_MSG_ID = { type: "string", min: 1, max: 128, pattern: /^[A-Za-z0-9_.:-]+$/ } as const;
+
+/** Anything but whitespace, control (Cc) and format (Cf) characters. */
+const VISIBLE_CHARACTER = /[^\s\p{Cc}\p{Cf}]/u;
 
 /**
  * In a cluster the messages node with the lowest node id relays the search outbox; when it
@@ -104,11 +114,15 @@ export default function messagesService(config: Config): ServiceSchema {
 				async handler(ctx: Ctx<ParamsOf<"messages.send">>): Promise<Message> {
 					const user = callerOf(ctx);
 					const { conversationId, clientMsgId } = ctx.params;
+					const tooLong = () => tooLarge(`text is longer than ${maxTextLength} characters`, { field: "text", max: maxTextLength });
+					// Refused before any work on it: a text this long cannot be within the limit (at most 2 units
+					// per code point, with room for the markers stripped below), and it could be 1 MB.
+					if (ctx.params.text.length > 4 * maxTextLength) throw tooLong();
+					if (ctx.params.text.includes("\0")) throw invalid("text must not contain NUL characters", { field: "text" });
 					const text = stripMarkers(ctx.params.text);
-					if (text.length > maxTextLength && [...text].length > maxTextLength) {
-						throw tooLarge(`text is longer than ${maxTextLength} characters`, { field: "text", max: maxTextLength });
-					}
-					if (text.trim().length === 0) throw invalid("text must not be empty", { field: "text" });
+					if (text.length > maxTextLength && [...text].length > maxTextLength) throw tooLong();
+					// Blank is also what looks blank: zero-width, bidi and other format or control characters.
+					if (!VISIBLE_CHARACTER.test(text)) throw invalid("text must not be empty", { field: "text" });
 					await requireMember(ctx, conversationId);
 					const result = await store.appendMessage({
 						id: newMessageId(),
@@ -122,6 +136,8 @@ export default function messagesService(config: Config): ServiceSchema {
 					});
 					// The ack is the commit; fan-out failures must not turn a stored message into an error.
 					announce(result, ctx.meta.sessionId).catch((err: Error) => this.logger.warn("fan-out failed:", err.message));
+					// Devices that are not connected hear of it by push (after the commit; a crash in between loses only the push).
+					if (!result.duplicate) this.broker.sendToChannel(PUSH_CHANNEL, messagePushJob(result)).catch((err: Error) => this.logger.warn("push hand-off failed:", err.message));
 					return result.message;
 				},
 			},
@@ -172,54 +188,15 @@ export default function messagesService(config: Config): ServiceSchema {
 				},
 				async handler(ctx: Ctx<ParamsOf<"messages.sync">>): Promise<ResultOf<"messages.sync">> {
 					const user = callerOf(ctx);
-					const cursors = ctx.params.cursors;
-					if (Object.keys(cursors).length > 10_000) throw invalid("at most 10000 cursors", { field: "cursors" });
-					let remaining = ctx.params.limit ?? 1000;
-					let textBudget = SYNC_PAGE_TEXT_BUDGET;
-					const memberships = await ctx.call<{ conversationId: string; lastSeq: number }[], { userId: string }>(
-						"conversations.memberships",
-						{ userId: user.id },
-					);
-					// A stable order, so paging with `more` always makes progress.
-					memberships.sort((a, b) => (a.conversationId < b.conversationId ? -1 : 1));
-
-					const messages: Message[] = [];
-					const unseen: string[] = [];
-					let more = false;
-					for (const { conversationId, lastSeq } of memberships) {
-						const known = Object.hasOwn(cursors, conversationId);
-						if (!known) unseen.push(conversationId);
-						// Unknown conversations start from the beginning: nothing created while offline is lost.
-						const cursor = known ? cursors[conversationId]! : 0;
-						if (lastSeq <= cursor) continue;
-						if (remaining === 0) {
-							more = true;
-							continue;
-						}
-						const fetched = await store.messagesAfter(conversationId, cursor, remaining);
-						// A page also stops at a text budget, so one call cannot make a huge answer.
-						const batch: Message[] = [];
-						for (const m of fetched) {
-							if (messages.length + batch.length > 0 && textBudget < m.text.length) break;
-							textBudget -= m.text.length;
-							batch.push(m);
-						}
-						if (batch.length < fetched.length) remaining = batch.length;
-						messages.push(...batch);
-						remaining -= batch.length;
-						const reached = batch.length > 0 ? batch[batch.length - 1]!.seq : cursor;
-						if (reached < lastSeq) more = true;
-					}
-					// Watermarks come once, with the last page, for every conversation of the user.
-					const conversationIds = more ? [] : memberships.map((m) => m.conversationId);
-					const [receipts, conversations] = await Promise.all([
-						ctx.call<ReceiptUpdate[], { conversationIds: string[] }>("receipts.watermarks", { conversationIds }),
-						ctx.call<ResultOf<"messages.sync">["conversations"], { userId: string; conversationIds: string[] }>(
-							"conversations.summaries",
-							{ userId: user.id, conversationIds: unseen },
-						),
-					]);
-					return { messages, receipts, conversations, more };
+					if (Object.keys(ctx.params.cursors).length > 10_000) throw invalid("at most 10000 cursors", { field: "cursors" });
+					const memberships = await ctx.call<Membership[], { userId: string }>("conversations.memberships", { userId: user.id });
+					const budget = { ...SYNC_PAGE_BUDGET, messages: ctx.params.limit ?? 1000 };
+					return buildSyncPage(memberships, ctx.params.cursors, budget, {
+						messagesAfter: (conversationId, afterSeq, limit) => store.messagesAfter(conversationId, afterSeq, limit),
+						receipts: (conversationIds) => ctx.call<ReceiptUpdate[], { conversationIds: string[] }>("receipts.watermarks", { conversationIds }),
+						summaries: (conversationIds) =>
+							ctx.call<ConversationSummary[], { userId: string; conversationIds: string[] }>("conversations.summaries", { userId: user.id, conversationIds }),
+					});
 				},
 			},
 		},

@@ -9,6 +9,10 @@ import type { ParamsOf, ReceiptUpdate, Watermarks } from "../contract";
 import type { Config } from "../config";
 import { Batcher } from "../lib/batcher";
 import { forbidden } from "../lib/errors";
+import { inChunks } from "../lib/in-chunks";
+import type { PushJob } from "../lib/push/notifications";
+import { PUSH_CHANNEL } from "../lib/push/push-channel";
+import { coalesceMarks } from "../lib/receipt-batch";
 import type { WatermarkResult, WatermarkUpdate } from "../lib/store/chat-store";
 import { summaryView } from "../lib/summaries";
 import { callerOf, requireMember, type CallerMeta, type MemberRef } from "../mixins/caller";
@@ -19,8 +23,6 @@ import { ID, SEQ, SHARDED_BY_CONVERSATION } from "../mixins/params";
 
 type Ctx<P> = Context<P, CallerMeta>;
 type Mark = WatermarkUpdate;
-
-const keyOf = (m: Mark) => `${m.conversationId}\u0000${m.userId}`;
 
 export default function receiptsService(config: Config): ServiceSchema {
 	const store = createChatStore(config);
@@ -37,23 +39,22 @@ export default function receiptsService(config: Config): ServiceSchema {
 		if (!result.readChanged) return;
 		// Reading on one device clears the unread count on all of them.
 		const entry = await store.inboxEntry(member.userId, member.conversationId);
-		if (entry) await fanout.toUsers([member.userId], "conversation.updated", summaryView(entry));
+		if (!entry) return;
+		const summary = summaryView(entry);
+		await fanout.toUsers([member.userId], "conversation.updated", summary);
+		// The user's devices that are not connected clear the notification too (a silent push).
+		const job: PushJob = { kind: "read", conversationId: member.conversationId, userId: member.userId, unread: summary.unread, queuedAt: Date.now() };
+		await service.broker.sendToChannel(PUSH_CHANNEL, job);
 	};
 
 	/** One flush: coalesce, write once per key, answer every caller with its key's result, then fan out. */
 	const flush = async (marks: Mark[]): Promise<(WatermarkResult | Error)[]> => {
-		const merged = new Map<string, Mark>();
-		for (const m of marks) {
-			const prev = merged.get(keyOf(m));
-			merged.set(keyOf(m), prev ? { ...m, delivered: Math.max(prev.delivered, m.delivered), read: Math.max(prev.read, m.read) } : m);
-		}
-		const keys = [...merged.keys()];
-		const results = await store.saveWatermarks([...merged.values()]);
-		const byKey = new Map(keys.map((k, i) => [k, results[i]]));
+		const { writes, answeredBy } = coalesceMarks(marks);
+		const results = await store.saveWatermarks(writes);
 		for (const r of results) {
 			if (r?.changed) announce(r).catch((err: Error) => service.logger.warn("receipt fan-out failed:", err.message));
 		}
-		return marks.map((m) => byKey.get(keyOf(m)) ?? forbidden("You are not a member of this conversation"));
+		return answeredBy.map((i) => results[i] ?? forbidden("You are not a member of this conversation"));
 	};
 
 	const batcher = new Batcher<Mark, WatermarkResult>(flush, { delayMs: config.receiptFlushMs, maxItems: 2000 });
@@ -99,13 +100,10 @@ export default function receiptsService(config: Config): ServiceSchema {
 				visibility: "public",
 				params: { conversationIds: { type: "array", items: "string" } },
 				async handler(ctx: Context<{ conversationIds: string[] }>): Promise<ReceiptUpdate[]> {
-					const out: ReceiptUpdate[] = [];
-					for (const conversationId of ctx.params.conversationIds) {
-						for (const m of await store.members(conversationId)) {
-							out.push({ conversationId, userId: m.userId, delivered: m.delivered, read: m.read });
-						}
-					}
-					return out;
+					const perConversation = await inChunks(ctx.params.conversationIds, async (conversationId) =>
+						(await store.members(conversationId)).map((m) => ({ conversationId, userId: m.userId, delivered: m.delivered, read: m.read })),
+					);
+					return perConversation.flat();
 				},
 			},
 		},

@@ -12,8 +12,9 @@
  */
 import { Client, type estypes } from "@elastic/elasticsearch";
 import type { Message, SearchHit } from "../../contract";
-import { MARK_CLOSE, MARK_OPEN, markedToHtml, queryTerms, stripMarkers } from "./highlight";
+import { foldedQueryTerms, foldedText } from "./folding";
 import type { FedSearchIndex, IndexableMessage, SearchQuery } from "./search-index";
+import { highlight } from "./snippet";
 
 export interface ElasticSearchOptions {
 	/** e.g. http://127.0.0.1:9200 */
@@ -74,91 +75,6 @@ const MAPPINGS: estypes.MappingTypeMapping = {
 		},
 	},
 };
-
-// ---------------------------------------------------------------- words and folding
-
-/** A word is a run of letters, marks and digits: the same rule queryTerms applies to queries. */
-const WORD = /[\p{L}\p{M}\p{N}]+/gu;
-/** Diacritics are dropped from Latin letters only, like FTS5's remove_diacritics; elsewhere marks are spelling. */
-const LATIN_DIACRITICS = /(\p{Script=Latin})\p{M}+/gu;
-/** Latin letters that carry their stroke inside the code point, so NFKD cannot strip it. */
-const UNDECOMPOSABLE: Record<string, string> = { "ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "ß": "ss", "æ": "ae", "œ": "oe", "þ": "th" };
-const UNDECOMPOSABLE_CHARS = /[øłđħıßæœþ]/g;
-
-/**
- * The comparable forms of one word: lower-cased, compatibility-decomposed ("ﬁ" -> "fi"),
- * Latin diacritics removed ("Café" -> "cafe"). Decomposition can split a word ("¼" -> "1⁄4"),
- * hence a list.
- */
-export function foldWord(word: string): string[] {
-	const folded = word
-		.toLowerCase()
-		.normalize("NFKD")
-		.replace(LATIN_DIACRITICS, "$1")
-		.normalize("NFC")
-		.replace(UNDECOMPOSABLE_CHARS, (c) => UNDECOMPOSABLE[c]!);
-	return folded.match(WORD) ?? [];
-}
-
-/** The folded words of a query: the user's text is only ever split into words, never parsed as syntax. */
-export function foldedQueryTerms(text: string): string[] {
-	return queryTerms(text).flatMap(foldWord);
-}
-
-interface WordSpan {
-	start: number;
-	end: number;
-	folded: string[];
-}
-
-function wordSpans(text: string): WordSpan[] {
-	return [...text.matchAll(WORD)].map((m) => ({ start: m.index!, end: m.index! + m[0].length, folded: foldWord(m[0]) }));
-}
-
-export function foldedText(text: string): string {
-	return wordSpans(text).flatMap((w) => w.folded).join(" ");
-}
-
-// ---------------------------------------------------------------- highlight
-
-/** As long as the SQLite engine's snippet: short messages whole, long ones cut around the matches. */
-const SNIPPET_WORDS = 16;
-const ELLIPSIS = "…";
-
-/** Mirrors the query: every word but the last must match exactly, the last also as a prefix. */
-function wordMatches(word: WordSpan, terms: string[]): boolean {
-	const last = terms[terms.length - 1];
-	return last !== undefined && word.folded.some((f) => f.startsWith(last) || terms.includes(f));
-}
-
-/** First word of the snippet: the matches that fit in one snippet from the first one, centred like FTS5's snippet(). */
-function snippetStart(matched: boolean[]): number {
-	const first = Math.max(0, matched.indexOf(true));
-	let last = first;
-	for (let i = first; i < Math.min(matched.length, first + SNIPPET_WORDS); i++) if (matched[i]) last = i;
-	const lead = Math.floor((SNIPPET_WORDS - (last - first + 1)) / 2);
-	return Math.max(0, Math.min(first - lead, matched.length - SNIPPET_WORDS));
-}
-
-/** HTML-safe snippet of text with the matching words in <mark>, built like the SQLite engine's. */
-export function highlight(original: string, terms: string[]): string {
-	const text = stripMarkers(original);
-	const words = wordSpans(text);
-	const matched = words.map((w) => wordMatches(w, terms));
-	const from = snippetStart(matched);
-	const to = Math.min(words.length, from + SNIPPET_WORDS);
-	let marked = from > 0 ? ELLIPSIS : "";
-	let cursor = from > 0 ? words[from]!.start : 0;
-	for (let i = from; i < to; i++) {
-		const word = words[i]!;
-		marked += text.slice(cursor, word.start);
-		const slice = text.slice(word.start, word.end);
-		marked += matched[i] ? `${MARK_OPEN}${slice}${MARK_CLOSE}` : slice;
-		cursor = word.end;
-	}
-	marked += to < words.length ? ELLIPSIS : text.slice(cursor);
-	return markedToHtml(marked);
-}
 
 // ---------------------------------------------------------------- documents and queries
 

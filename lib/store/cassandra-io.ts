@@ -175,10 +175,10 @@ function statements(keyspace: string) {
 		memberRead: `UPDATE ${ks}.members USING TIMESTAMP ? SET read_seq = ?, sent_upto_read = ? WHERE conversation_id = ? AND user_id = ?`,
 
 		// Timestamp 0: the row as of seq 0, which every append then overwrites.
-		userConversationCreate: `INSERT INTO ${ks}.user_conversations (user_id, conversation_id, peer_id, last_seq, last_activity_at, exchanged)
-			VALUES (?, ?, ?, 0, ?, false) USING TIMESTAMP 0`,
+		userConversationCreate: `INSERT INTO ${ks}.user_conversations (user_id, conversation_id, role, peer_id, last_seq, last_activity_at, exchanged)
+			VALUES (?, ?, ?, ?, 0, ?, false) USING TIMESTAMP 0`,
 		userConversationCommit: `UPDATE ${ks}.user_conversations USING TIMESTAMP ? SET last_seq = ?, last_activity_at = ?, exchanged = ? WHERE user_id = ? AND conversation_id = ?`,
-		userConversations: `SELECT conversation_id, peer_id, last_seq, last_activity_at, exchanged FROM ${ks}.user_conversations WHERE user_id = ?`,
+		userConversations: `SELECT conversation_id, role, peer_id, last_seq, last_activity_at, exchanged FROM ${ks}.user_conversations WHERE user_id = ?`,
 
 		// The seq claim: a message row is only ever created by this conditional insert.
 		messageClaim: `INSERT INTO ${ks}.messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,

@@ -93,11 +93,12 @@ function versionOne(ks: string): string[] {
 		)`,
 
 		// A user's conversations: sync (last_seq), contacts (exchanged: both sides have sent) and
-		// the inbox (last_activity_at, sorted when read). Every cell is overwritten in place, so
+		// the inbox (last_activity_at, sorted when read); a seller's empty ones stay hidden (role). Every cell is overwritten in place, so
 		// the partition holds no tombstones however busy the user is.
 		`CREATE TABLE IF NOT EXISTS ${ks}.user_conversations (
 			user_id text,
 			conversation_id text,
+			role text,
 			peer_id text,
 			last_seq bigint,
 			last_activity_at timestamp,
@@ -132,6 +133,17 @@ function versionOne(ks: string): string[] {
 			PRIMARY KEY ((shard), conversation_id)
 		) WITH gc_grace_seconds = 3600`,
 		`CREATE TABLE IF NOT EXISTS ${ks}.search_progress (conversation_id text PRIMARY KEY, indexed_seq bigint)`,
+
+		// Push: each device's FCM token, and the device that holds each token (a token moves when
+		// another user signs in on the same phone).
+		`CREATE TABLE IF NOT EXISTS ${ks}.push_devices (
+			user_id text,
+			device_id text,
+			fcm_token text,
+			platform text,
+			PRIMARY KEY ((user_id), device_id)
+		)`,
+		`CREATE TABLE IF NOT EXISTS ${ks}.push_tokens (fcm_token text PRIMARY KEY, user_id text, device_id text)`,
 
 		// (sender, clientMsgId) -> where the message went: idempotency, kept forever.
 		`CREATE TABLE IF NOT EXISTS ${ks}.message_ids (
@@ -171,9 +183,9 @@ async function readVersion(client: Client, ks: string): Promise<number | null> {
 	}
 }
 
-async function tableExists(client: Client, ks: string, table: string): Promise<boolean> {
-	const rs = await client.execute(`SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?`, [ks, table], { prepare: true });
-	return rs.rowLength > 0;
+async function columnsOf(client: Client, ks: string, table: string): Promise<Set<string>> {
+	const rs = await client.execute(`SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`, [ks, table], { prepare: true });
+	return new Set(rs.rows.map((r) => String(r.get("column_name"))));
 }
 
 /**
@@ -200,8 +212,10 @@ export async function ensureSchema(client: Client, keyspace: string, replication
 	}
 	try {
 		const from = (await readVersion(client, ks)) ?? 0;
-		// Tables without a version row were made by a pre-release build whose tables differ.
-		if (from === 0 && (await tableExists(client, ks, "conversations"))) {
+		// A conversations table of another shape without a version row was made by a pre-release build
+		// (a migration cut short leaves tables of this shape: running it again completes it).
+		const columns = from === 0 ? await columnsOf(client, ks, "conversations") : new Set<string>();
+		if (columns.size > 0 && !columns.has("sent_counts")) {
 			throw new SchemaVersionError(`keyspace ${ks} holds tables from a pre-release Parley without a schema version: drop it or use another keyspace`);
 		}
 		for (const migration of MIGRATIONS.slice(from)) for (const ddl of migration(ks)) await client.execute(ddl);

@@ -43,6 +43,7 @@ import type {
 	InboxEntry,
 	InboxPage,
 	MemberRecord,
+	Membership,
 	OpenConversation,
 	SearchFeed,
 	WatermarkResult,
@@ -57,7 +58,7 @@ const SECRET_KEY = "deployment_secret";
 /** Schema checks per keyspace, once per process: the services' stores open together. */
 const schemaByKeyspace = new Map<string, Promise<unknown>>();
 
-function schemaReady(client: Client, keyspace: string, replication: Replication, owner: string): Promise<unknown> {
+export function schemaReady(client: Client, keyspace: string, replication: Replication, owner: string): Promise<unknown> {
 	let ready = schemaByKeyspace.get(keyspace);
 	if (!ready) {
 		ready = ensureSchema(client, keyspace, replication, owner);
@@ -100,11 +101,6 @@ export function createCassandraClient(settings: Pick<Settings, "contactPoints" |
 	return client;
 }
 
-/** A user's conversation as their user_conversations row has it. */
-interface UserConversation {
-	conversationId: string;
-	lastActivityAt: number;
-}
 
 export class CassandraStore implements ChatStore {
 	readonly engine = "cassandra";
@@ -187,7 +183,7 @@ export class CassandraStore implements ChatStore {
 		if (req.sellerId !== req.buyerId) pairs.push([req.sellerId, "seller", req.buyerId]);
 		const list: Statement[] = pairs.flatMap(([userId, role, peer]) => [
 			{ query: q.memberCreate, params: [req.id, userId, role] },
-			{ query: q.userConversationCreate, params: [userId, req.id, peer, createdAt] },
+			{ query: q.userConversationCreate, params: [userId, req.id, role, peer, createdAt] },
 		]);
 		await this.io.batch(list);
 	}
@@ -214,7 +210,7 @@ export class CassandraStore implements ChatStore {
 	 */
 	async inbox(userId: string, limit: number, before?: string): Promise<InboxPage> {
 		const cursor = before ? decodeInboxCursor(before) : null;
-		const all = await this.userConversations(userId);
+		const all = await this.memberships(userId);
 		all.sort((a, b) => b.lastActivityAt - a.lastActivityAt || (a.conversationId < b.conversationId ? 1 : a.conversationId > b.conversationId ? -1 : 0));
 		const older = cursor
 			? all.filter((c) => c.lastActivityAt < cursor.at || (c.lastActivityAt === cursor.at && c.conversationId < cursor.id))
@@ -223,14 +219,6 @@ export class CassandraStore implements ChatStore {
 		const entries = (await Promise.all(page.map((c) => this.inboxEntry(userId, c.conversationId)))).filter((e): e is InboxEntry => e !== null);
 		const last = page[page.length - 1];
 		return older.length > limit && last ? { entries, next: encodeInboxCursor(last.lastActivityAt, last.conversationId) } : { entries };
-	}
-
-	private async userConversations(userId: string): Promise<UserConversation[]> {
-		const out: UserConversation[] = [];
-		for await (const row of this.io.scan(this.io.q.userConversations, [userId], 5000)) {
-			out.push({ conversationId: text(row, "conversation_id"), lastActivityAt: millis(row, "last_activity_at") ?? 0 });
-		}
-		return out;
 	}
 
 	async inboxEntry(userId: string, conversationId: string): Promise<InboxEntry | null> {
@@ -242,10 +230,13 @@ export class CassandraStore implements ChatStore {
 		return { conversation, member: toMemberRecord(member, sentCounts), lastMessage };
 	}
 
-	async memberships(userId: string): Promise<{ conversationId: string; lastSeq: number }[]> {
-		const out: { conversationId: string; lastSeq: number }[] = [];
+	async memberships(userId: string): Promise<Membership[]> {
+		const out: Membership[] = [];
 		for await (const row of this.io.scan(this.io.q.userConversations, [userId], 5000)) {
-			out.push({ conversationId: text(row, "conversation_id"), lastSeq: int(row, "last_seq") });
+			const lastSeq = int(row, "last_seq");
+			// The seller sees a conversation once it has a message: opening one cannot fill their inbox.
+			if (lastSeq === 0 && optionalText(row, "role") === "seller") continue;
+			out.push({ conversationId: text(row, "conversation_id"), lastSeq, lastActivityAt: millis(row, "last_activity_at") ?? 0 });
 		}
 		return out;
 	}

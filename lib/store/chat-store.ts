@@ -27,6 +27,13 @@ export interface MemberRecord {
 	sentUpToRead: number;
 }
 
+export interface Membership {
+	conversationId: string;
+	lastSeq: number;
+	/** The member's last activity in it (ms): its place in the inbox. */
+	lastActivityAt: number;
+}
+
 export interface InboxEntry {
 	conversation: ConversationRecord;
 	member: MemberRecord;
@@ -122,11 +129,15 @@ export interface ChatStore {
 	openConversation(req: OpenConversation): Promise<{ conversation: ConversationRecord; created: boolean }>;
 	getConversation(id: string): Promise<ConversationRecord | null>;
 	members(conversationId: string): Promise<MemberRecord[]>;
-	/** The user's conversations, newest activity first. */
+	/** The user's conversations (the ones `memberships` lists), newest activity first. */
 	inbox(userId: string, limit: number, before?: string): Promise<InboxPage>;
 	inboxEntry(userId: string, conversationId: string): Promise<InboxEntry | null>;
-	/** Every conversation the user is a member of, with its last seq (for sync). */
-	memberships(userId: string): Promise<{ conversationId: string; lastSeq: number }[]>;
+	/**
+	 * The conversations the user sees, with last seq and activity (for sync and search). Like the
+	 * inbox: every conversation the user opened, and one opened with them once it has a message,
+	 * so nobody can fill another user's inbox with empty conversations.
+	 */
+	memberships(userId: string): Promise<Membership[]>;
 	/**
 	 * Users who have exchanged messages with the user (both sent at least one in a shared
 	 * conversation): they may see each other's presence. Opening a conversation is not enough.

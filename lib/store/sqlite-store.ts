@@ -19,6 +19,7 @@ import type {
 	InboxEntry,
 	InboxPage,
 	MemberRecord,
+	Membership,
 	OpenConversation,
 	SearchFeed,
 	WatermarkResult,
@@ -68,6 +69,46 @@ CREATE TABLE IF NOT EXISTS messages (
 	UNIQUE (sender_id, client_msg_id)
 );
 `;
+
+/** Which of a member's conversations they see (members m, conversations c): see ChatStore.memberships. */
+const VISIBLE = "(m.role = 'buyer' OR c.last_seq > 0)";
+
+/**
+ * The schema's version is PRAGMA user_version: migration i takes a database from version i to i + 1,
+ * in one transaction, on whichever engine opens the database first (the store or the search index).
+ * Append only; never edit a migration that has shipped.
+ */
+const MIGRATIONS: ((db: Database.Database) => void)[] = [
+	// 0 -> 1: the tables. Databases made before versioning already have them, hence IF NOT EXISTS.
+	(db) => db.exec(STORE_SCHEMA),
+	// 1 -> 2: the search index becomes messages_search, which also indexes each message's conversation
+	// and members (sqlite-search.ts). The old index goes; SqliteSearch builds the new one when it opens.
+	(db) =>
+		db.exec(`
+			DROP TRIGGER IF EXISTS messages_fts_insert;
+			DROP TRIGGER IF EXISTS messages_fts_delete;
+			DROP TRIGGER IF EXISTS messages_fts_update;
+			DROP TABLE IF EXISTS messages_fts;
+		`),
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the database to SCHEMA_VERSION; refuses one written by newer code rather than guess. */
+export function migrate(db: Database.Database): void {
+	const version = (): number => db.pragma("user_version", { simple: true }) as number;
+	if (version() > SCHEMA_VERSION) {
+		throw new Error(`parley.db has schema version ${version()}, newer than this code's ${SCHEMA_VERSION}: upgrade Parley`);
+	}
+	while (version() < SCHEMA_VERSION) {
+		db.transaction(() => {
+			const from = version();
+			if (from >= SCHEMA_VERSION) return;
+			MIGRATIONS[from]!(db);
+			db.pragma(`user_version = ${from + 1}`);
+		}).immediate();
+	}
+}
 
 interface MessageRow {
 	id: string;
@@ -157,8 +198,14 @@ export class SqliteStore implements ChatStore {
 	}
 
 	async open(): Promise<void> {
-		this.db = acquireDatabase(this.dataDir);
-		this.db.exec(STORE_SCHEMA);
+		const db = acquireDatabase(this.dataDir);
+		try {
+			migrate(db);
+		} catch (err) {
+			releaseDatabase(db);
+			throw err;
+		}
+		this.db = db;
 		this.sql = this.prepare();
 		const commit = this.db.transaction((batch: AppendRequest[]) => batch.map((req) => this.appendOne(req)));
 		this.appends = new Batcher((batch) => commit(batch), { delayMs: 0, maxItems: 512 });
@@ -183,15 +230,19 @@ export class SqliteStore implements ChatStore {
 			conversation: db.prepare<[string], ConversationRow>(`SELECT * FROM conversations WHERE id = ?`),
 			members: db.prepare<[string], MemberRow>(`SELECT * FROM members WHERE conversation_id = ? ORDER BY role`),
 			member: db.prepare<[string, string], MemberRow>(`SELECT * FROM members WHERE conversation_id = ? AND user_id = ?`),
+			// The seller sees a conversation once it has a message: opening one cannot fill their inbox.
 			inboxFirst: db.prepare<[string, number], MemberRow>(
-				`SELECT * FROM members WHERE user_id = ? ORDER BY last_activity_at DESC, conversation_id DESC LIMIT ?`,
+				`SELECT m.* FROM members m JOIN conversations c ON c.id = m.conversation_id
+				 WHERE m.user_id = ? AND ${VISIBLE} ORDER BY m.last_activity_at DESC, m.conversation_id DESC LIMIT ?`,
 			),
 			inboxAfter: db.prepare<[string, number, number, string, number], MemberRow>(
-				`SELECT * FROM members WHERE user_id = ? AND (last_activity_at < ? OR (last_activity_at = ? AND conversation_id < ?))
-				 ORDER BY last_activity_at DESC, conversation_id DESC LIMIT ?`,
+				`SELECT m.* FROM members m JOIN conversations c ON c.id = m.conversation_id
+				 WHERE m.user_id = ? AND ${VISIBLE} AND (m.last_activity_at < ? OR (m.last_activity_at = ? AND m.conversation_id < ?))
+				 ORDER BY m.last_activity_at DESC, m.conversation_id DESC LIMIT ?`,
 			),
-			memberships: db.prepare<[string], { conversationId: string; lastSeq: number }>(
-				`SELECT c.id AS conversationId, c.last_seq AS lastSeq FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = ?`,
+			memberships: db.prepare<[string], Membership>(
+				`SELECT c.id AS conversationId, c.last_seq AS lastSeq, m.last_activity_at AS lastActivityAt
+				 FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = ? AND ${VISIBLE}`,
 			),
 			contacts: db.prepare<[string, string, number], { user_id: string }>(
 				`SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.conversation_id = m.conversation_id
@@ -282,7 +333,7 @@ export class SqliteStore implements ChatStore {
 		return { conversation, member: toMember(member), lastMessage: last ? rowToMessage(last) : null };
 	}
 
-	async memberships(userId: string): Promise<{ conversationId: string; lastSeq: number }[]> {
+	async memberships(userId: string): Promise<Membership[]> {
 		return this.sql.memberships.all(userId);
 	}
 

@@ -12,7 +12,7 @@ import { ParleyClient } from "../../client";
 import type { Message } from "../../contract";
 import { startCluster, type ClusterHandle } from "../../scripts/cluster-launcher";
 import { enginesMissing } from "../support/engines";
-import { RawClient, devToken, sleep } from "../support/server";
+import { RawClient, devToken, sleep, storedHistory } from "../support/server";
 
 const PAIRS = 4;
 const SEND_EVERY_MS = 60;
@@ -37,6 +37,8 @@ describe("cluster chaos", async () => {
 	let cluster: ClusterHandle;
 	const pairs: Pair[] = [];
 	const clients: ParleyClient[] = [];
+	/** What each device handed to the app ("message" events), in the order it did. */
+	const shown = new Map<ParleyClient, Message[]>();
 
 	before(async () => {
 		cluster = await startCluster({
@@ -58,6 +60,9 @@ describe("cluster chaos", async () => {
 			const token = await devToken(urls[0]!, userId);
 			const client = new ParleyClient({ url: urls, token, deviceId, reconnectDelayMs: 100, reconnectDelayMaxMs: 400, callTimeoutMs: 4000 });
 			clients.push(client);
+			const messages: Message[] = [];
+			shown.set(client, messages);
+			client.on("message", (m) => messages.push(m));
 			await client.connect();
 			return client;
 		};
@@ -148,25 +153,32 @@ describe("cluster chaos", async () => {
 
 		const counts = { sent: 0, acked: 0, stored: 0, delivered: 0, duplicates: 0, gaps: 0 };
 		for (const [p, pair] of pairs.entries()) {
-				counts.sent += pair.sent.length;
-				counts.acked += pair.acked.size;
-				const stored = await storedHistory(pair.seller, pair.conversationId);
-				counts.stored += stored.length;
-				const ids = stored.map((m) => m.clientMsgId);
-				counts.duplicates += ids.length - new Set(ids).size;
-				counts.gaps += stored.filter((m, i) => m.seq !== i + 1).length;
-				for (const [clientMsgId, acked] of pair.acked) {
-					const at = stored[acked.seq - 1];
-					assert.equal(at?.id, acked.id, `pair ${p}: acked ${clientMsgId} is stored at its seq ${acked.seq}`);
-				}
-				// Both devices converge on the stored history, in order (they sync on every reconnect).
-				for (const device of [pair.buyer, pair.seller]) {
-					const until = Date.now() + 30_000;
-					while ((device.cursors()[pair.conversationId] ?? 0) < stored.length && Date.now() < until) await sleep(100);
-					assert.equal(device.cursors()[pair.conversationId], stored.length, `pair ${p}: a device caught up to the last seq`);
-				}
-				counts.delivered += pair.seller.cursors()[pair.conversationId] ?? 0;
+			counts.sent += pair.sent.length;
+			counts.acked += pair.acked.size;
+			const stored = await storedHistory(pair.seller, pair.conversationId);
+			counts.stored += stored.length;
+			const ids = stored.map((m) => m.clientMsgId);
+			counts.duplicates += ids.length - new Set(ids).size;
+			counts.gaps += stored.filter((m, i) => m.seq !== i + 1).length;
+			for (const [clientMsgId, acked] of pair.acked) {
+				const at = stored[acked.seq - 1];
+				assert.equal(at?.id, acked.id, `pair ${p}: acked ${clientMsgId} is stored at its seq ${acked.seq}`);
 			}
+			// Both devices converge on the stored history (they sync on every reconnect): each showed
+			// the app every stored message once, in seq order, whatever it lived through.
+			for (const [role, device] of [["buyer", pair.buyer], ["seller", pair.seller]] as const) {
+				const onDevice = () => shown.get(device)!.filter((m) => m.conversationId === pair.conversationId);
+				const until = Date.now() + 30_000;
+				while (onDevice().length < stored.length && Date.now() < until) await sleep(100);
+				assert.deepEqual(
+					onDevice().map((m) => m.id),
+					stored.map((m) => m.id),
+					`pair ${p}: the ${role}'s device showed exactly the stored history, in order`,
+				);
+				assert.equal(device.cursors()[pair.conversationId], stored.length, `pair ${p}: the ${role}'s cursor is at the last seq`);
+			}
+			counts.delivered += shown.get(pair.seller)!.filter((m) => m.conversationId === pair.conversationId).length;
+		}
 		console.log(`chaos counts: ${JSON.stringify(counts)}`);
 		assert.equal(counts.acked, counts.sent, "every send was acked");
 		assert.equal(counts.stored, counts.acked, "every acked message stored exactly once");
@@ -195,14 +207,4 @@ describe("cluster chaos", async () => {
 /** The clients of these pairs connected to one gateway now. */
 function gatewayClients(pairs: Pair[], url: string): ParleyClient[] {
 	return pairs.flatMap((p) => [p.buyer, p.seller]).filter((c) => c.currentUrl === url);
-}
-
-/** The whole stored history of a conversation, through messages.history. */
-async function storedHistory(client: ParleyClient, conversationId: string): Promise<Message[]> {
-	const all: Message[] = [];
-	for (;;) {
-		const page = await client.call("messages.history", { conversationId, afterSeq: all.length, limit: 200 });
-		if (page.length === 0) return all;
-		all.push(...page);
-	}
 }

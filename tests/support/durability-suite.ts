@@ -10,18 +10,10 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ParleyClient } from "../../client";
 import type { Message } from "../../contract";
-import { RawClient, devToken, sleep, startServer, type ServerHandle } from "./server";
-
-const until = async (what: string, check: () => boolean, timeoutMs = 15_000) => {
-	const deadline = Date.now() + timeoutMs;
-	while (!check()) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await sleep(20);
-	}
-};
+import { RawClient, devToken, sleep, startServer, storedHistory, syncPages, until, type ServerHandle } from "./server";
 
 export function durabilitySuite(engines: string, env: Record<string, string> = {}): void {
-describe(`durability and catch-up ({engines})`, () => {
+describe(`durability and catch-up (${engines})`, () => {
 	let server: ServerHandle;
 	let buyerToken: string, sellerToken: string;
 	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "parley-client-"));
@@ -46,11 +38,13 @@ describe(`durability and catch-up ({engines})`, () => {
 
 	it("a device offline during 500 messages catches up exactly: no gap, no repeat", async () => {
 		const conversationId = await openConversation("offline-500");
-		const device = new ParleyClient({ url: server.url, token: sellerToken, deviceId: "seller-tablet", syncLimit: 120, autoDelivered: false });
+		const syncLimit = 120;
+		const device = new ParleyClient({ url: server.url, token: sellerToken, deviceId: "seller-tablet", syncLimit, autoDelivered: false });
 		const seen: Message[] = [];
 		device.on("message", (m) => m.conversationId === conversationId && seen.push(m));
 		await device.connect();
 		const buyer = await RawClient.connect(server.url, buyerToken, "buyer-phone");
+		const rawSeller = await RawClient.connect(server.url, sellerToken, "seller-raw");
 		try {
 			for (let i = 1; i <= 5; i++) await buyer.call("messages.send", { conversationId, clientMsgId: `pre-${i}`, type: "text", text: `before ${i}` });
 			await until("the first five live", () => seen.length === 5);
@@ -65,8 +59,16 @@ describe(`durability and catch-up ({engines})`, () => {
 			assert.deepEqual(seen.map((m) => m.seq), Array.from({ length: 505 }, (_, i) => i + 1));
 			assert.equal(new Set(seen.map((m) => m.id)).size, 505);
 			assert.equal(device.cursors()[conversationId], 505);
+
+			// The SDK drops anything at or below its cursor, so the server's own pages are checked
+			// raw: the same catch-up, page by page, must hold 6..505 exactly once, in order.
+			const pages = await syncPages(rawSeller, { [conversationId]: 5 }, syncLimit);
+			assert.ok(pages.length > 1, `the catch-up took several pages (${pages.length})`);
+			const raw = pages.flat().filter((m) => m.conversationId === conversationId);
+			assert.deepEqual(raw.map((m) => m.seq), Array.from({ length: 500 }, (_, i) => i + 6));
 		} finally {
 			buyer.close();
+			rawSeller.close();
 			device.close();
 		}
 	});
@@ -97,19 +99,21 @@ describe(`durability and catch-up ({engines})`, () => {
 		const conversationId = await openConversation("crash");
 		const buyer = await RawClient.connect(server.url, buyerToken, "crash-phone");
 		const acked: Message[] = [];
+		let refused = 0;
 		let stopSending = false;
 		const sending = (async () => {
-			for (let i = 0; !stopSending; i++) {
-				try {
-					// Ten in flight at a time, so the crash lands inside group commits.
-					const batch = await Promise.all(
-						Array.from({ length: 10 }, (_, j) =>
-							buyer.call("messages.send", { conversationId, clientMsgId: `crash-${i}-${j}`, type: "text", text: `n ${i}.${j}` }),
-						),
-					);
-					acked.push(...batch);
-				} catch {
-					return;
+			for (let i = 0; refused === 0 && !stopSending; i++) {
+				// Ten in flight at a time, so the crash lands inside group commits. Every ack counts,
+				// including those of the ten the kill cut short: an ack sent before its commit is
+				// most likely to be one of them.
+				const batch = await Promise.allSettled(
+					Array.from({ length: 10 }, (_, j) =>
+						buyer.call("messages.send", { conversationId, clientMsgId: `crash-${i}-${j}`, type: "text", text: `n ${i}.${j}` }),
+					),
+				);
+				for (const r of batch) {
+					if (r.status === "fulfilled") acked.push(r.value);
+					else refused++;
 				}
 			}
 		})();
@@ -122,13 +126,7 @@ describe(`durability and catch-up ({engines})`, () => {
 		await server.restart();
 		const reader = await RawClient.connect(server.url, sellerToken, "reader");
 		try {
-			const stored: Message[] = [];
-			for (let afterSeq = 0; ; ) {
-				const page = await reader.call("messages.history", { conversationId, afterSeq, limit: 200 });
-				if (page.length === 0) break;
-				stored.push(...page);
-				afterSeq = page[page.length - 1].seq;
-			}
+			const stored = await storedHistory(reader, conversationId);
 			const storedIds = new Set(stored.map((m) => m.id));
 			const lost = acked.filter((m) => !storedIds.has(m.id));
 			assert.equal(lost.length, 0, `${lost.length} of ${acked.length} acked messages were lost`);

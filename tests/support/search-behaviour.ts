@@ -90,12 +90,37 @@ export function searchBehaviour(engine: string, create: () => Promise<SearchEngi
 			assert.deepEqual(await search("secret", ["c_that_does_not_exist"]), []);
 		});
 
+		it("searches every conversation of a scope of hundreds", async () => {
+			const run = randomUUID();
+			const drafts = Array.from({ length: 250 }, (_, i) => {
+				const id = `c_search_many_${run}_${i}`;
+				return { conversationId: id, buyerId: `buyer-${id}`, sellerId: `seller-${id}`, senderId: `buyer-${id}`, text: `parcel number ${i}` };
+			});
+			await under.add(drafts);
+			const ids = drafts.map((d) => d.conversationId);
+			const all = await search("parcel", ids, 300);
+			assert.deepEqual(all.map((h) => h.message.text).sort(), drafts.map((d) => d.text).sort());
+			const some = await search("parcel", ids, 10);
+			assert.equal(new Set(some.map((h) => h.message.conversationId)).size, 10);
+			assert.deepEqual(await textsOf("parcel 249", ids), ["parcel number 249"]);
+		});
+
 		it("scopes before the limit: other conversations' better matches never crowd mine out", async () => {
 			const busy = await conversationWith(...Array.from({ length: 30 }, (_, i) => `bike bike bike offer ${i}`));
 			const mine = await conversationWith("is the bike still available?");
 			const hits = await search("bike", [mine.id], 5);
 			assert.deepEqual(hits.map((h) => h.message.conversationId), [mine.id]);
 			assert.equal((await search("bike", [busy.id], 5)).length, 5);
+		});
+
+		it("ranks messages holding the last word whole above those where it only starts a word", async () => {
+			// The prefix-only match is the newer one, so this is not newest-first by accident.
+			const c = await conversationWith("a bike here", "a bikes here");
+			const ranked = async (text: string, limit?: number) => (await search(text, [c.id], limit)).map((hit) => hit.message.text);
+			assert.deepEqual(await ranked("bike"), ["a bike here", "a bikes here"]);
+			assert.deepEqual(await ranked("bike", 1), ["a bike here"], "the limit keeps the best match");
+			assert.deepEqual(await ranked("a bike"), ["a bike here", "a bikes here"]);
+			assert.deepEqual(await ranked("bikes"), ["a bikes here"]);
 		});
 
 		it("returns the stored message with each hit", async () => {

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { io, type Socket } from "socket.io-client";
-import type { ActionName, ParamsOf, ResultOf, WireError } from "../../contract";
+import type { ActionName, Message, ParamsOf, ResultOf, WireError } from "../../contract";
 import { freePort } from "../../scripts/lib/processes";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -81,6 +81,49 @@ async function waitForHealth(url: string, child: ChildProcess, log: () => string
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls `check` until it holds; fails naming `what` after `timeoutMs`. */
+export async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!check()) {
+		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+		await sleep(20);
+	}
+}
+
+/** Anything that calls socket actions: a RawClient or the SDK's ParleyClient. */
+export interface Caller {
+	call<A extends ActionName>(action: A, params: ParamsOf<A>): Promise<ResultOf<A>>;
+}
+
+/** The whole stored history of a conversation, oldest first, paged through messages.history. */
+export async function storedHistory(client: Caller, conversationId: string): Promise<Message[]> {
+	const all: Message[] = [];
+	for (let afterSeq = 0; ; ) {
+		const page = await client.call("messages.history", { conversationId, afterSeq, limit: 200 });
+		if (page.length === 0) return all;
+		all.push(...page);
+		afterSeq = page[page.length - 1]!.seq;
+	}
+}
+
+/**
+ * Pages messages.sync from `cursors` until the server says there is no more, moving each
+ * cursor to the highest seq a page held, exactly as a device would; returns the pages as
+ * the server sent them (nothing deduplicated, so a repeat or a gap stays visible).
+ */
+export async function syncPages(client: Caller, cursors: Record<string, number>, limit: number): Promise<Message[][]> {
+	const at = { ...cursors };
+	const pages: Message[][] = [];
+	for (;;) {
+		const res = await client.call("messages.sync", { cursors: at, limit });
+		pages.push(res.messages);
+		for (const c of res.conversations) at[c.id] ??= 0;
+		for (const m of res.messages) at[m.conversationId] = Math.max(at[m.conversationId] ?? 0, m.seq);
+		if (!res.more) return pages;
+		if (pages.length >= 10_000) throw new Error("messages.sync kept answering more: true");
+	}
+}
+
 export async function devToken(url: string, userId: string, role = "user"): Promise<string> {
 	const res = await fetch(`${url}/api/dev/token`, {
 		method: "POST",
@@ -91,12 +134,19 @@ export async function devToken(url: string, userId: string, role = "user"): Prom
 	return ((await res.json()) as { token: string }).token;
 }
 
+/** A server event as a RawClient received it; `at` is its arrival time (Date.now()). */
+export interface Arrival {
+	event: string;
+	payload: any;
+	at: number;
+}
+
 /** A bare socket.io client, as an independent implementation of the contract would use it. */
 export class RawClient {
-	readonly events: { event: string; payload: any }[] = [];
+	readonly events: Arrival[] = [];
 
 	private constructor(readonly socket: Socket) {
-		socket.onAny((event: string, payload: unknown) => this.events.push({ event, payload }));
+		socket.onAny((event: string, payload: unknown) => this.events.push({ event, payload, at: Date.now() }));
 	}
 
 	static async connect(url: string, token: string, deviceId: string): Promise<RawClient> {
@@ -127,9 +177,15 @@ export class RawClient {
 
 	/** Waits until `predicate` holds for some received event of that name. */
 	async waitFor(event: string, predicate: (payload: any) => boolean = () => true, timeoutMs = 5000): Promise<any> {
+		return (await this.arrivalOf(event, predicate, timeoutMs)).payload;
+	}
+
+	/** Like waitFor, with the arrival time; only events received after `since` (an arrival) count. */
+	async arrivalOf(event: string, predicate: (payload: any) => boolean = () => true, timeoutMs = 5000, since?: Arrival): Promise<Arrival> {
 		const deadline = Date.now() + timeoutMs;
 		for (;;) {
-			const hit = this.of(event).find(predicate);
+			const from = since ? this.events.indexOf(since) + 1 : 0;
+			const hit = this.events.slice(from).find((e) => e.event === event && predicate(e.payload));
 			if (hit !== undefined) return hit;
 			if (Date.now() > deadline) throw new Error(`no '${event}' event matched within ${timeoutMs} ms; got ${JSON.stringify(this.events.map((e) => e.event))}`);
 			await sleep(10);

@@ -123,6 +123,17 @@ export function storeBehaviour(engine: string, create: () => Promise<ChatStore>)
 			assert.equal(page1.entries[0]?.lastMessage?.clientMsgId, "i4");
 		});
 
+		it("a conversation opened with a seller reaches the seller's inbox and memberships only with its first message", async () => {
+			const { conversation } = await open("hid-buyer", "hid-seller", "hid-listing");
+			assert.deepEqual((await store.memberships("hid-buyer")).map((m) => m.conversationId), [conversation.id], "the buyer sees what they opened");
+			assert.deepEqual(await store.memberships("hid-seller"), []);
+			assert.deepEqual((await store.inbox("hid-seller", 10)).entries, []);
+			await store.appendMessage({ ...send(conversation.id, "hid-buyer", "hid-1"), now: now + 5000 });
+			const [membership] = await store.memberships("hid-seller");
+			assert.deepEqual(membership, { conversationId: conversation.id, lastSeq: 1, lastActivityAt: now + 5000 });
+			assert.deepEqual((await store.inbox("hid-seller", 10)).entries.map((e) => e.conversation.id), [conversation.id]);
+		});
+
 		it("memberships are the user's own; contacts are people who exchanged messages", async () => {
 			const a = await open("c-user", "c-seller-a", "x");
 			const b = await open("c-user", "c-seller-b", "y");

@@ -1,0 +1,80 @@
+/**
+ * One page of messages.sync: every message after the device's cursors (no cap on
+ * the gap, across as many pages as it takes), summaries of conversations the
+ * device has not seen, and the latest watermarks. Each part has a budget, so one
+ * answer stays small however many conversations a user has; `more` says call again.
+ *
+ * Progress needs no token: messages advance the cursors, and a summary makes the
+ * conversation known (cursor 0), so the next call starts where this one stopped.
+ */
+import type { ConversationSummary, Message, ReceiptUpdate } from "../contract";
+import type { Membership } from "./store/chat-store";
+
+export interface SyncBudget {
+	/** Messages per page (the caller's `limit`). */
+	messages: number;
+	/** Characters of message text per page: a page of long messages stops early. */
+	textChars: number;
+	/** Summaries of unseen conversations per page. */
+	summaries: number;
+	/** Watermarks come for this many most recently active conversations (older ones: conversations.get). */
+	receiptConversations: number;
+}
+
+export interface SyncSources {
+	messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]>;
+	summaries(conversationIds: string[]): Promise<ConversationSummary[]>;
+	receipts(conversationIds: string[]): Promise<ReceiptUpdate[]>;
+}
+
+export interface SyncPage {
+	messages: Message[];
+	receipts: ReceiptUpdate[];
+	conversations: ConversationSummary[];
+	more: boolean;
+}
+
+export async function buildSyncPage(memberships: Membership[], cursors: Record<string, number>, budget: SyncBudget, sources: SyncSources): Promise<SyncPage> {
+	// A stable order, so paging always makes progress.
+	const sorted = [...memberships].sort((a, b) => (a.conversationId < b.conversationId ? -1 : a.conversationId > b.conversationId ? 1 : 0));
+	const known = (id: string) => Object.hasOwn(cursors, id);
+	const unseen = sorted.filter((m) => !known(m.conversationId));
+	const unseenNow = new Set(unseen.slice(0, budget.summaries).map((m) => m.conversationId));
+	let more = unseen.length > unseenNow.size;
+
+	const messages: Message[] = [];
+	let remaining = budget.messages;
+	let textLeft = budget.textChars;
+	for (const { conversationId, lastSeq } of sorted) {
+		// An unseen conversation's messages come with (or after) its summary.
+		if (!known(conversationId) && !unseenNow.has(conversationId)) continue;
+		// Unseen conversations start from the beginning: nothing created while offline is lost.
+		const cursor = known(conversationId) ? cursors[conversationId]! : 0;
+		if (lastSeq <= cursor) continue;
+		if (remaining === 0) {
+			more = true;
+			continue;
+		}
+		const fetched = await sources.messagesAfter(conversationId, cursor, remaining);
+		const batch: Message[] = [];
+		for (const m of fetched) {
+			// The first message of a page always fits, so a page always makes progress.
+			if (messages.length + batch.length > 0 && textLeft < m.text.length) break;
+			textLeft -= m.text.length;
+			batch.push(m);
+		}
+		if (batch.length < fetched.length) remaining = batch.length;
+		messages.push(...batch);
+		remaining -= batch.length;
+		const reached = batch.length > 0 ? batch[batch.length - 1]!.seq : cursor;
+		if (reached < lastSeq) more = true;
+	}
+
+	// Watermarks come once, with the last page, for the conversations that moved most recently.
+	const recent = more ? [] : [...sorted].sort((a, b) => b.lastActivityAt - a.lastActivityAt).slice(0, budget.receiptConversations);
+	const [receipts, conversations] = await Promise.all([
+		recent.length > 0 ? sources.receipts(recent.map((m) => m.conversationId)) : Promise.resolve([]),
+		unseenNow.size > 0 ? sources.summaries([...unseenNow]) : Promise.resolve([]),
+	]);
+	return { messages, receipts, conversations, more };
+}
