@@ -146,8 +146,15 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		});
 		this.socket.on("disconnect", (reason) => this.emit("disconnected", reason));
 		this.socket.on("connect_error", (err) => {
-			// A refused handshake (bad token) is final: socket.io does not retry middleware errors.
-			if (!this.socket.active) this.emit("error", err);
+			if (this.socket.active) return; // a transport error: socket.io retries with its backoff
+			// A refused handshake is final for socket.io. Too many handshakes is not: come back when told.
+			const refusal = (err as Error & { data?: { type?: string; data?: { retryAfterMs?: number } } }).data;
+			if (refusal?.type === "RATE_LIMITED") {
+				const wait = (refusal.data?.retryAfterMs ?? 1000) * (1 + Math.random() * 0.5);
+				setTimeout(() => this.socket.connect(), wait).unref();
+				return;
+			}
+			this.emit("error", err);
 		});
 		this.socket.on("message.new", (m: Message) => this.receive(m));
 		this.socket.on("receipt.updated", (r: ReceiptUpdate) => this.emit("receipt", r));

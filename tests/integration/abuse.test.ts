@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { Socket as TcpSocket } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { ParleyClient } from "../../client";
 import { RawClient, devToken, expectError, sleep, startServer, type ServerHandle } from "../support/server";
 
 type HandshakeError = Error & { data: { code: number; type: string; message: string; data?: any } };
@@ -215,6 +216,21 @@ describe("handshake rate", { timeout: 60_000 }, () => {
 		(await RawClient.connect(server.url, await devToken(server.url, "calm"), "d0")).close();
 		await sleep(wait);
 		(await RawClient.connect(server.url, token, "d4")).close();
+	});
+
+	it("the SDK refused for its handshake rate waits retryAfterMs and connects on its own", async () => {
+		const token = await devToken(server.url, "patient");
+		for (let i = 0; i < 3; i++) (await RawClient.connect(server.url, token, `p${i}`)).close();
+		const client = new ParleyClient({ url: server.url, token, deviceId: "sdk" });
+		const refusals: string[] = [];
+		client.socket.on("connect_error", (err) => refusals.push(err.message));
+		try {
+			await client.connect();
+			assert.ok(refusals.includes("RATE_LIMITED"), `it was refused first (${refusals.join(", ")})`);
+			assert.equal(client.connected, true);
+		} finally {
+			client.close();
+		}
 	});
 });
 
