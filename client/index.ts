@@ -95,6 +95,7 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 	private flushing = false;
 	private readonly acks = new Map<string, { resolve: (m: Message) => void; reject: (e: Error) => void }[]>();
 	private readonly deliveredTimers = new Map<string, NodeJS.Timeout>();
+	private readonly typingTimers = new Map<string, NodeJS.Timeout>();
 	/** The signed-in user (the token's subject), once known. */
 	userId: string | undefined;
 
@@ -158,7 +159,7 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		});
 		this.socket.on("message.new", (m: Message) => this.receive(m));
 		this.socket.on("receipt.updated", (r: ReceiptUpdate) => this.emit("receipt", r));
-		this.socket.on("typing", (t: TypingEvent) => this.emit("typing", t));
+		this.socket.on("typing", (t: TypingEvent) => this.typing(t));
 		this.socket.on("presence", (p: PresenceState) => this.emit("presence", p));
 		this.socket.on("conversation.updated", (c: ConversationSummary) => this.emit("conversation", c));
 	}
@@ -181,7 +182,7 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 	}
 
 	close(): void {
-		for (const t of this.deliveredTimers.values()) clearTimeout(t);
+		for (const t of [...this.deliveredTimers.values(), ...this.typingTimers.values()]) clearTimeout(t);
 		this.state.save();
 		this.socket.disconnect();
 	}
@@ -288,6 +289,21 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		this.emit("message", m);
 		if (this.options.autoDelivered && m.senderId !== this.userId) this.scheduleDelivered(m);
 		return true;
+	}
+
+	/** Passes typing on, and ends an indicator itself when the server's expiry passes with no news. */
+	private typing(t: TypingEvent): void {
+		const key = `${t.conversationId}\u0000${t.userId}`;
+		clearTimeout(this.typingTimers.get(key));
+		this.typingTimers.delete(key);
+		if (t.typing && t.expiresInMs) {
+			const expire = () => {
+				this.typingTimers.delete(key);
+				this.emit("typing", { conversationId: t.conversationId, userId: t.userId, typing: false });
+			};
+			this.typingTimers.set(key, setTimeout(expire, t.expiresInMs));
+		}
+		this.emit("typing", t);
 	}
 
 	private scheduleDelivered(m: Message): void {

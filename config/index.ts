@@ -118,7 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			sessionTtlMs: read.int("PARLEY_SESSION_TTL_MS", 15_000, 1000, 600_000),
 		},
 		logLevel: read.oneOf("PARLEY_LOG_LEVEL", ["fatal", "error", "warn", "info", "debug", "trace"], "info") as Config["logLevel"],
-		dataDir: path.resolve(read.string("PARLEY_DATA_DIR") ?? "./data"),
+		dataDir: read.directory("PARLEY_DATA_DIR", "./data"),
 		auth: {
 			jwtSecret: jwtSecret ?? (usingDevSecret ? DEV_SECRET : undefined),
 			jwksUrl,
@@ -126,7 +126,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			audience: read.string("PARLEY_JWT_AUDIENCE"),
 			usingDevSecret,
 		},
-		devTokens: mode === "development",
+		// Dev tokens are HS256: with only a JWKS there is no key to sign them with.
+		devTokens: mode === "development" && (jwtSecret !== undefined || usingDevSecret),
 		corsOrigins: cors ? cors.split(",").map((o) => o.trim()).filter(Boolean) : mode === "development" ? "*" : [],
 		limits: {
 			maxTextLength: read.int("PARLEY_MAX_TEXT_LENGTH", 4000, 1, 100_000),
@@ -199,11 +200,25 @@ class EnvReader {
 	int(name: string, fallback: number, min: number, max: number): number {
 		const raw = this.string(name);
 		if (raw === undefined) return fallback;
-		const value = Number(raw);
+		// Plain decimal only: Number() would also take "0x3904" or "1e3".
+		const value = /^-?\d+$/.test(raw) ? Number(raw) : NaN;
 		if (!Number.isInteger(value) || value < min || value > max) {
 			throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
 		}
 		return value;
+	}
+
+	/** A directory that exists or can be made (a file there is refused now, not at the first write). */
+	directory(name: string, fallback: string): string {
+		const dir = path.resolve(this.string(name) ?? fallback);
+		let stat: fs.Stats | undefined;
+		try {
+			stat = fs.statSync(dir);
+		} catch {
+			return dir; // made at start
+		}
+		if (!stat.isDirectory()) throw new ConfigError(`${name} must be a directory, got "${dir}" (not a directory)`);
+		return dir;
 	}
 
 	/** A path to a readable file, if set. */

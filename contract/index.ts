@@ -4,7 +4,7 @@
  * so a change here is a change of the protocol (see docs/protocol.md).
  */
 
-export const PROTOCOL_VERSION = "1.0";
+export const PROTOCOL_VERSION = "1.1";
 
 export type Role = "user" | "agent" | "admin";
 
@@ -74,6 +74,8 @@ export interface TypingEvent {
 	conversationId: string;
 	userId: string;
 	typing: boolean;
+	/** With typing: true, stop showing it after this long unless told again (since 1.1). */
+	expiresInMs?: number;
 }
 
 export interface PresenceState {

@@ -81,7 +81,10 @@ export default function gatewayService(config: Config): ServiceSchema {
 			verifier
 				.issue({ userId: body.userId, name, role, teams })
 				.then((token) => sendJson(res, 200, { token, userId: body.userId, name, role }))
-				.catch(() => sendJson(res, 500, toWireError(new Error("token issue failed"))));
+				.catch((err: Error) => {
+					logger?.error("dev token issue failed:", err);
+					sendJson(res, 500, toWireError(err));
+				});
 		};
 	}
 
@@ -253,7 +256,8 @@ export default function gatewayService(config: Config): ServiceSchema {
 			logger = this.logger;
 			// A port already in use must stop the process with an error, not leave it idle and exit 0.
 			(this.server as import("node:http").Server).once("error", (err: NodeJS.ErrnoException) => {
-				if (err.code === "EADDRINUSE" || err.code === "EACCES") this.broker.fatal(`parley: cannot listen on ${config.host}:${config.port} (${err.code})`, err);
+				// Any listen error (port taken, no permission, an address this host does not have): exit 1.
+				this.broker.fatal(`parley: cannot listen on ${config.host}:${config.port} (${err.code ?? err.message})`, err);
 			});
 		},
 

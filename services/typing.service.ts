@@ -17,6 +17,8 @@ interface Typist {
 	sessionId: string | undefined;
 	memberIds: string[];
 	timer: NodeJS.Timeout;
+	/** When the others were last told (typing: true). */
+	announcedAt: number;
 }
 
 export default function typingService(config: Config): ServiceSchema {
@@ -24,8 +26,15 @@ export default function typingService(config: Config): ServiceSchema {
 	const typists = new Map<string, Typist>();
 	let service: Service;
 
+	/**
+	 * `typing: true` carries expiresInMs: clients stop showing it by themselves after that, so a
+	 * gateway that dies (and can never send `false`) leaves no indicator on forever. While the
+	 * user keeps typing, the others are told again every third of the TTL.
+	 */
 	const announce = (t: Pick<Typist, "conversationId" | "userId" | "memberIds">, typing: boolean) => {
-		const event: TypingEvent = { conversationId: t.conversationId, userId: t.userId, typing };
+		const event: TypingEvent = typing
+			? { conversationId: t.conversationId, userId: t.userId, typing, expiresInMs: config.typingTtlMs }
+			: { conversationId: t.conversationId, userId: t.userId, typing };
 		const others = t.memberIds.filter((id) => id !== t.userId);
 		fanout.toUsers(others, "typing", event).catch((err: Error) => service.logger.warn("typing fan-out failed:", err.message));
 	};
@@ -66,15 +75,18 @@ export default function typingService(config: Config): ServiceSchema {
 						return { ok: true };
 					}
 					if (current) clearTimeout(current.timer);
+					const now = Date.now();
+					const tellAgain = !current || now - current.announcedAt >= config.typingTtlMs / 3;
 					const typist: Typist = {
 						conversationId,
 						userId: user.id,
 						sessionId: ctx.meta.sessionId,
 						memberIds: members.map((m) => m.userId),
 						timer: setTimeout(() => stop(key), config.typingTtlMs),
+						announcedAt: tellAgain ? now : current.announcedAt,
 					};
 					typists.set(key, typist);
-					if (!current) announce(typist, true);
+					if (tellAgain) announce(typist, true);
 					return { ok: true };
 				},
 			},

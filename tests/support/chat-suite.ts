@@ -216,6 +216,7 @@ describe(`chat between a buyer and a seller (${engines})`, () => {
 		const typedAt = Date.now();
 		await buyerPhone.call("typing.set", { conversationId, typing: true });
 		const started = await seller.arrivalOf("typing", (t) => t.userId === "buyer-1" && t.typing === true);
+		assert.equal(started.payload.expiresInMs, TYPING_TTL_MS, "the indicator says when to stop showing it without news");
 		const expired = await seller.arrivalOf("typing", (t) => t.userId === "buyer-1" && t.typing === false, TYPING_TTL_MS + 2500, started);
 		// Measured from the call, not from the "typing" event: the TTL starts when the call reaches the
 		// server, and the event's own fan-out delay (once ~400 ms on a cold server) would blur the bound.
@@ -231,6 +232,22 @@ describe(`chat between a buyer and a seller (${engines})`, () => {
 		tablet.close();
 		await seller.waitFor("typing", (t) => t.typing === false && seller.of("typing").indexOf(t) > before);
 		assert.ok(Date.now() - startedAt < 500, "cleared on disconnect, well before the TTL");
+	});
+
+	it("while the user keeps typing, the others are told again within each TTL, so their indicator never lapses", async () => {
+		const since = seller.events.length;
+		const until = Date.now() + 2.5 * TYPING_TTL_MS;
+		while (Date.now() < until) {
+			await buyerPhone.call("typing.set", { conversationId, typing: true });
+			await sleep(TYPING_TTL_MS / 6);
+		}
+		const told = seller.events.slice(since).filter((e) => e.event === "typing" && e.payload.userId === "buyer-1");
+		assert.ok(told.every((e) => e.payload.typing === true), "no false while typing goes on");
+		assert.ok(told.length >= 3 && told.length <= 8, `re-announced ${told.length} times in 2.5 TTLs (refreshes alone are not fanned out)`);
+		const gaps = told.slice(1).map((e, i) => e.at - told[i]!.at);
+		assert.ok(gaps.every((g) => g < TYPING_TTL_MS), `each announcement within a TTL of the last: ${gaps.join(", ")} ms`);
+		await buyerPhone.call("typing.set", { conversationId, typing: false });
+		await seller.arrivalOf("typing", (t) => t.userId === "buyer-1" && t.typing === false, 5000, told[told.length - 1]);
 	});
 
 	it("presence: online and offline are seen by people who share a conversation, and by no one else", async () => {

@@ -98,5 +98,18 @@ describe("config", () => {
 		assert.throws(() => loadConfig({ PORT: "abc" }), /PORT/);
 		assert.throws(() => loadConfig({ PARLEY_MODE: "prod" }), /PARLEY_MODE/);
 		assert.throws(() => loadConfig({ PARLEY_MODE: "production", PARLEY_JWT_SECRET: "short" }), /32/);
+		assert.throws(() => loadConfig({ PORT: "0x3904" }), /PORT must be an integer/, "hex is not a port number");
+		assert.throws(() => loadConfig({ PORT: "3e3" }), /PORT/);
+		assert.throws(() => loadConfig({ PARLEY_JWKS_URL: "not-a-url" }), /PARLEY_JWKS_URL must be a https: or http: URL/);
+		assert.throws(() => loadConfig({ PARLEY_DATA_DIR: __filename }), /PARLEY_DATA_DIR must be a directory/);
+		assert.throws(() => loadConfig({ PARLEY_FCM_SERVICE_ACCOUNT: "/nonexistent/key.json" }), /PARLEY_FCM_SERVICE_ACCOUNT must name a readable file/);
+		assert.throws(() => loadConfig({ PARLEY_FCM_RELAY_URL: "http://127.0.0.1:1" }), /PARLEY_FCM_RELAY_URL must be a https: URL/);
+	});
+
+	it("serves dev tokens only in development and only with a secret to sign them", () => {
+		assert.equal(loadConfig({}).devTokens, true);
+		assert.equal(loadConfig({ PARLEY_JWKS_URL: "https://auth.example/jwks" }).devTokens, false, "a JWKS alone cannot sign HS256 tokens");
+		assert.equal(loadConfig({ PARLEY_JWKS_URL: "https://auth.example/jwks", PARLEY_JWT_SECRET: "s" }).devTokens, true);
+		assert.equal(loadConfig({ PARLEY_MODE: "production", PARLEY_JWT_SECRET: "x".repeat(32) }).devTokens, false);
 	});
 });
