@@ -14,7 +14,7 @@
  * FTS5 for large ones): a few busy users (shops, support agents) in a large share of the conversations,
  * and a share of the queries from them:
  *
- *   npx tsx bench/search-corpus.ts --engine sqlite --messages 1000000 --busy-users 5 --busy-share 0.2 --busy-queries 0.1
+ *   npx tsx bench/search-corpus.ts --engine sqlite --messages 1000000 --busy-users 5 --busy-share 0.1 --busy-queries 0.1
  */
 import fs from "node:fs";
 import os from "node:os";

@@ -45,6 +45,8 @@ export interface ParleyClientOptions {
 export interface ClientEvents {
 	/** Every message of every conversation, once, in seq order per conversation. */
 	message: [Message];
+	/** A message edited or deleted, as it stands now: keep the one with the highest changeSeq. */
+	updated: [Message];
 	receipt: [ReceiptUpdate];
 	typing: [TypingEvent];
 	presence: [PresenceState];
@@ -158,6 +160,7 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 			this.emit("error", err);
 		});
 		this.socket.on("message.new", (m: Message) => this.receive(m));
+		this.socket.on("message.updated", (m: Message) => this.receiveChange(m, true));
 		this.socket.on("receipt.updated", (r: ReceiptUpdate) => this.emit("receipt", r));
 		this.socket.on("typing", (t: TypingEvent) => this.typing(t));
 		this.socket.on("presence", (p: PresenceState) => this.emit("presence", p));
@@ -266,11 +269,12 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 	private async syncAll(): Promise<number> {
 		let count = 0;
 		for (;;) {
-			const res = await this.call("messages.sync", { cursors: this.state.cursors(), limit: this.options.syncLimit });
+			const res = await this.call("messages.sync", { cursors: this.state.cursors(), changeCursors: this.state.changeCursors(), limit: this.options.syncLimit });
 			for (const c of res.conversations) {
 				this.state.know(c.id);
 				this.emit("conversation", c);
 			}
+			for (const m of res.changes ?? []) this.receiveChange(m, false);
 			for (const m of res.messages) if (this.receive(m)) count++;
 			for (const r of res.receipts) this.emit("receipt", r);
 			if (!res.more) return count;
@@ -289,6 +293,20 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		this.emit("message", m);
 		if (this.options.autoDelivered && m.senderId !== this.userId) this.scheduleDelivered(m);
 		return true;
+	}
+
+	/**
+	 * Applies an edit or delete. Change numbers are dense per conversation, so a live one that
+	 * skips a number means one was missed: catch up (sync sends each changed message once, as it
+	 * stands, so its cursor may jump).
+	 */
+	private receiveChange(m: Message, live: boolean): void {
+		const changeSeq = m.changeSeq ?? 0;
+		const cursor = this.state.changeCursor(m.conversationId);
+		if (changeSeq <= cursor) return;
+		if (live && changeSeq > cursor + 1) this.catchUp();
+		else this.state.advanceChange(m.conversationId, changeSeq);
+		this.emit("updated", m);
 	}
 
 	/** Passes typing on, and ends an indicator itself when the server's expiry passes with no news. */

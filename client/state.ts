@@ -16,10 +16,12 @@ export interface OutboxEntry {
 interface Saved {
 	outbox: OutboxEntry[];
 	cursors: Record<string, number>;
+	/** Last edit/delete applied, per conversation. */
+	changeCursors: Record<string, number>;
 }
 
 export class ClientState {
-	private readonly data: Saved = { outbox: [], cursors: {} };
+	private readonly data: Saved = { outbox: [], cursors: {}, changeCursors: {} };
 	private saveTimer: NodeJS.Timeout | undefined;
 
 	constructor(private readonly file?: string) {
@@ -27,6 +29,7 @@ export class ClientState {
 			const saved = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<Saved>;
 			this.data.outbox = saved.outbox ?? [];
 			this.data.cursors = saved.cursors ?? {};
+			this.data.changeCursors = saved.changeCursors ?? {};
 		}
 	}
 
@@ -46,6 +49,23 @@ export class ClientState {
 	/** Cursors are saved within 100 ms (the outbox at once): a crash can only re-deliver, never lose. */
 	advance(conversationId: string, seq: number): void {
 		this.data.cursors[conversationId] = seq;
+		this.saveSoon();
+	}
+
+	changeCursor(conversationId: string): number {
+		return this.data.changeCursors[conversationId] ?? 0;
+	}
+
+	changeCursors(): Record<string, number> {
+		return { ...this.data.changeCursors };
+	}
+
+	advanceChange(conversationId: string, changeSeq: number): void {
+		this.data.changeCursors[conversationId] = changeSeq;
+		this.saveSoon();
+	}
+
+	private saveSoon(): void {
 		if (this.file && !this.saveTimer) {
 			this.saveTimer = setTimeout(() => this.save(), 100);
 			this.saveTimer.unref();

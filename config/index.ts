@@ -146,7 +146,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 			cassandra: {
 				contactPoints: (read.string("PARLEY_CASSANDRA_CONTACT_POINTS") ?? "127.0.0.1:9042").split(",").map((s) => s.trim()),
 				localDataCenter: read.string("PARLEY_CASSANDRA_LOCAL_DC") ?? "datacenter1",
-				keyspace: read.identifier("PARLEY_CASSANDRA_KEYSPACE", "parley"),
+				// Spliced into CQL, so stricter than other names: no "-".
+				keyspace: read.identifier("PARLEY_CASSANDRA_KEYSPACE", "parley", /^[a-z][a-z0-9_]{0,47}$/),
 				replication: read.json("PARLEY_CASSANDRA_REPLICATION", { class: "SimpleStrategy", replication_factor: 1 }),
 			},
 		},
@@ -247,9 +248,9 @@ class EnvReader {
 		return value;
 	}
 
-	identifier(name: string, fallback: string): string {
+	identifier(name: string, fallback: string, rule = /^[a-z][a-z0-9_-]{0,47}$/): string {
 		const value = this.string(name) ?? fallback;
-		if (!/^[a-z][a-z0-9_-]{0,47}$/.test(value)) throw new ConfigError(`${name} must be lower-case letters, digits, _ or -, got "${value}"`);
+		if (!rule.test(value)) throw new ConfigError(`${name} must be lower-case letters, digits${rule.source.includes("-") ? ", _ or -" : " or _"}, got "${value}"`);
 		return value;
 	}
 

@@ -27,6 +27,15 @@ export interface Message {
 	text: string;
 	attachments: unknown[];
 	createdAt: string;
+	/** When the sender last edited the text (since 1.1; absent if never). */
+	editedAt?: string;
+	/** When the sender deleted it; text is then "" (since 1.1; absent if not deleted). */
+	deletedAt?: string;
+	/**
+	 * Where the message's latest edit or delete stands in its conversation's change sequence
+	 * (1, 2, 3... per conversation, dense): the cursor for catching up on changes (since 1.1).
+	 */
+	changeSeq?: number;
 }
 
 export interface Member {
@@ -104,9 +113,11 @@ export interface Actions {
 		Message[]
 	];
 	"messages.sync": [
-		{ cursors: Record<string, number>; limit?: number },
-		{ messages: Message[]; receipts: ReceiptUpdate[]; conversations: ConversationSummary[]; more: boolean }
+		{ cursors: Record<string, number>; limit?: number; changeCursors?: Record<string, number> },
+		{ messages: Message[]; receipts: ReceiptUpdate[]; conversations: ConversationSummary[]; more: boolean; changes?: Message[] }
 	];
+	"messages.edit": [{ conversationId: string; seq: number; text: string }, Message];
+	"messages.delete": [{ conversationId: string; seq: number }, Message];
 	"receipts.mark": [{ conversationId: string; seq: number; state: "delivered" | "read" }, Watermarks];
 	"typing.set": [{ conversationId: string; typing: boolean }, { ok: true }];
 	"search.messages": [{ q: string; conversationId?: string; limit?: number }, { hits: SearchHit[] }];
@@ -127,6 +138,8 @@ export const SOCKET_ACTIONS: readonly ActionName[] = [
 	"messages.send",
 	"messages.history",
 	"messages.sync",
+	"messages.edit",
+	"messages.delete",
 	"receipts.mark",
 	"typing.set",
 	"search.messages",
@@ -158,6 +171,7 @@ export type ErrorType =
 	| "RATE_LIMITED"
 	| "TOO_MANY_SESSIONS"
 	| "PAYLOAD_TOO_LARGE"
+	| "UNSUPPORTED_MEDIA_TYPE"
 	| "UNAVAILABLE"
 	| "INTERNAL";
 

@@ -23,6 +23,7 @@ export interface SyncBudget {
 
 export interface SyncSources {
 	messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]>;
+	changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<Message[]>;
 	summaries(conversationIds: string[]): Promise<ConversationSummary[]>;
 	receipts(conversationIds: string[]): Promise<ReceiptUpdate[]>;
 }
@@ -32,9 +33,22 @@ export interface SyncPage {
 	receipts: ReceiptUpdate[];
 	conversations: ConversationSummary[];
 	more: boolean;
+	/** Edited or deleted messages the device already holds, as they stand now (when it sent change cursors). */
+	changes?: Message[];
 }
 
-export async function buildSyncPage(memberships: Membership[], cursors: Record<string, number>, budget: SyncBudget, sources: SyncSources): Promise<SyncPage> {
+/**
+ * `changeCursors` ({conversationId: last change applied}) asks for the edits and deletes of
+ * messages the device holds; without it (a 1.0 client) none are sent. Changes and messages
+ * share the page's budgets, changes first.
+ */
+export async function buildSyncPage(
+	memberships: Membership[],
+	cursors: Record<string, number>,
+	budget: SyncBudget,
+	sources: SyncSources,
+	changeCursors?: Record<string, number>,
+): Promise<SyncPage> {
 	// A stable order, so paging always makes progress.
 	const sorted = [...memberships].sort((a, b) => (a.conversationId < b.conversationId ? -1 : a.conversationId > b.conversationId ? 1 : 0));
 	const known = (id: string) => Object.hasOwn(cursors, id);
@@ -42,9 +56,37 @@ export async function buildSyncPage(memberships: Membership[], cursors: Record<s
 	const unseenNow = new Set(unseen.slice(0, budget.summaries).map((m) => m.conversationId));
 	let more = unseen.length > unseenNow.size;
 
-	const messages: Message[] = [];
 	let remaining = budget.messages;
 	let textLeft = budget.textChars;
+	/** The longest prefix of `fetched` within the text budget (at least one item, so a page always progresses). */
+	const withinText = (fetched: Message[], taken: number): Message[] => {
+		const batch: Message[] = [];
+		for (const m of fetched) {
+			if (taken + batch.length > 0 && textLeft < m.text.length) break;
+			textLeft -= m.text.length;
+			batch.push(m);
+		}
+		return batch;
+	};
+
+	const changes: Message[] = [];
+	for (const { conversationId, lastChangeSeq } of changeCursors ? sorted : []) {
+		const held = known(conversationId) ? cursors[conversationId]! : 0;
+		const after = Object.hasOwn(changeCursors!, conversationId) ? changeCursors![conversationId]! : 0;
+		if (held === 0 || lastChangeSeq <= after) continue;
+		if (remaining === 0) {
+			more = true;
+			continue;
+		}
+		const fetched = await sources.changesAfter(conversationId, after, held, remaining);
+		const batch = withinText(fetched, changes.length);
+		// A full answer may have left changes behind: the device's change cursor moves, so ask again.
+		if (fetched.length === remaining || batch.length < fetched.length) more = true;
+		changes.push(...batch);
+		remaining -= batch.length;
+	}
+
+	const messages: Message[] = [];
 	for (const { conversationId, lastSeq } of sorted) {
 		// An unseen conversation's messages come with (or after) its summary.
 		if (!known(conversationId) && !unseenNow.has(conversationId)) continue;
@@ -56,13 +98,7 @@ export async function buildSyncPage(memberships: Membership[], cursors: Record<s
 			continue;
 		}
 		const fetched = await sources.messagesAfter(conversationId, cursor, remaining);
-		const batch: Message[] = [];
-		for (const m of fetched) {
-			// The first message of a page always fits, so a page always makes progress.
-			if (messages.length + batch.length > 0 && textLeft < m.text.length) break;
-			textLeft -= m.text.length;
-			batch.push(m);
-		}
+		const batch = withinText(fetched, messages.length + changes.length);
 		if (batch.length < fetched.length) remaining = batch.length;
 		messages.push(...batch);
 		remaining -= batch.length;
@@ -76,5 +112,5 @@ export async function buildSyncPage(memberships: Membership[], cursors: Record<s
 		recent.length > 0 ? sources.receipts(recent.map((m) => m.conversationId)) : Promise.resolve([]),
 		unseenNow.size > 0 ? sources.summaries([...unseenNow]) : Promise.resolve([]),
 	]);
-	return { messages, receipts, conversations, more };
+	return changeCursors ? { messages, receipts, conversations, more, changes } : { messages, receipts, conversations, more };
 }

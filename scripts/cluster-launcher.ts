@@ -11,7 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { assertEnginesUp, dropStorage, engineEnv } from "./lib/engines";
 import { startRedisServer, waitForPort } from "./lib/redis-server";
-import { RecentLines, exitOf, freePorts, hasExited, makeTempDir, onLines, portOpen, removeTempDir, signalChild, spawnNodeScript, spawnTracked, stopChild } from "./lib/processes";
+import { RecentLines, exitOf, freePorts, hasExited, makeTempDir, onLines, removeTempDir, signalChild, spawnNodeScript, spawnTracked, stopChild } from "./lib/processes";
 
 export interface ClusterOptions {
 	gateways?: number;

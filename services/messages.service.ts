@@ -6,14 +6,14 @@
 import type { Context, Service, ServiceSchema } from "moleculer";
 import type { ConversationSummary, Message, ParamsOf, ReceiptUpdate, ResultOf } from "../contract";
 import type { Config } from "../config";
-import { invalid, tooLarge } from "../lib/errors";
-import { stripMarkers } from "../lib/search/highlight";
+import { invalid } from "../lib/errors";
 import { SEARCH_INDEX_CHANNEL, chunkForChannel } from "../lib/search/index-channel";
 import { SearchOutboxRelay } from "../lib/search/outbox-relay";
 import { newMessageId } from "../lib/ids";
 import { messagePushJob } from "../lib/push/notifications";
 import { PUSH_CHANNEL } from "../lib/push/push-channel";
-import type { AppendResult, Membership } from "../lib/store/chat-store";
+import { checkedText } from "../lib/message-text";
+import type { AppendResult, ChangeResult, Membership } from "../lib/store/chat-store";
 import { summaryView } from "../lib/summaries";
 import { buildSyncPage } from "../lib/sync-page";
 import { callerOf, requireMember, type CallerMeta } from "../mixins/caller";
@@ -34,10 +34,10 @@ const SYNC_PAGE_BUDGET = { textChars: 500_000, summaries: 100, receiptConversati
 /** Sends one node works on at once (each waits for its group commit); as many more may wait. */
 const SEND_CONCURRENCY = 2000;
 
-const CLIENT_MSG_ID = { type: "string", min: 1, max: 128, pattern: /^[A-Za-z0-9_.:-]+$/ } as const;
+/** {conversationId: seq}, as messages.sync takes its cursors. */
+const CURSORS = { type: "record", key: { type: "string", max: 128 }, value: SEQ } as const;
 
-/** Anything but whitespace, control (Cc) and format (Cf) characters. */
-const VISIBLE_CHARACTER = /[^\s\p{Cc}\p{Cf}]/u;
+const CLIENT_MSG_ID = { type: "string", min: 1, max: 128, pattern: /^[A-Za-z0-9_.:-]+$/ } as const;
 
 /**
  * In a cluster the messages node with the lowest node id relays the search outbox; when it
@@ -71,6 +71,27 @@ export default function messagesService(config: Config): ServiceSchema {
 			if (mine.length === 0) continue;
 			const summary = summaryView({ conversation: result.conversation, member, lastMessage: result.message });
 			fanout.toSessions(mine, "conversation.updated", summary);
+		}
+	};
+
+	/** An edit (text) or delete (null): stored, then every other device of every member is told. */
+	const changeMessage = async (ctx: Ctx<{ conversationId: string; seq: number }>, text: string | null): Promise<Message> => {
+		const user = callerOf(ctx);
+		const { conversationId, seq } = ctx.params;
+		await requireMember(ctx, conversationId);
+		const result = await store.changeMessage({ conversationId, seq, editorId: user.id, text, now: Date.now() });
+		if (result.changed) announceChange(result, ctx.meta.sessionId).catch((err: Error) => ctx.service?.logger.warn("fan-out failed:", err.message));
+		return result.message;
+	};
+
+	const announceChange = async (result: ChangeResult, originSessionId: string | undefined) => {
+		const sessions = (await fanout.sessionsOf(result.members.map((m) => m.userId))).filter((s) => s.sessionId !== originSessionId);
+		fanout.toSessions(sessions, "message.updated", result.message);
+		// The inbox shows the last message: its summary changes with it.
+		if (result.message.seq !== result.conversation.lastSeq) return;
+		for (const member of result.members) {
+			const mine = sessions.filter((s) => s.userId === member.userId);
+			if (mine.length > 0) fanout.toSessions(mine, "conversation.updated", summaryView({ conversation: result.conversation, member, lastMessage: result.message }));
 		}
 	};
 
@@ -114,15 +135,7 @@ export default function messagesService(config: Config): ServiceSchema {
 				async handler(ctx: Ctx<ParamsOf<"messages.send">>): Promise<Message> {
 					const user = callerOf(ctx);
 					const { conversationId, clientMsgId } = ctx.params;
-					const tooLong = () => tooLarge(`text is longer than ${maxTextLength} characters`, { field: "text", max: maxTextLength });
-					// Refused before any work on it: a text this long cannot be within the limit (at most 2 units
-					// per code point, with room for the markers stripped below), and it could be 1 MB.
-					if (ctx.params.text.length > 4 * maxTextLength) throw tooLong();
-					if (ctx.params.text.includes("\0")) throw invalid("text must not contain NUL characters", { field: "text" });
-					const text = stripMarkers(ctx.params.text);
-					if (text.length > maxTextLength && [...text].length > maxTextLength) throw tooLong();
-					// Blank is also what looks blank: zero-width, bidi and other format or control characters.
-					if (!VISIBLE_CHARACTER.test(text)) throw invalid("text must not be empty", { field: "text" });
+					const text = checkedText(ctx.params.text, maxTextLength);
 					await requireMember(ctx, conversationId);
 					const result = await store.appendMessage({
 						id: newMessageId(),
@@ -139,6 +152,27 @@ export default function messagesService(config: Config): ServiceSchema {
 					// Devices that are not connected hear of it by push (after the commit; a crash in between loses only the push).
 					if (!result.duplicate) this.broker.sendToChannel(PUSH_CHANNEL, messagePushJob(result)).catch((err: Error) => this.logger.warn("push hand-off failed:", err.message));
 					return result.message;
+				},
+			},
+
+			/** The sender changes a message's text. */
+			edit: {
+				visibility: "published",
+				...SHARDED_BY_CONVERSATION,
+				params: { conversationId: ID, seq: { ...SEQ, min: 1 }, text: { type: "string" } },
+				async handler(ctx: Ctx<ParamsOf<"messages.edit">>): Promise<Message> {
+					const text = checkedText(ctx.params.text, maxTextLength);
+					return changeMessage(ctx, text);
+				},
+			},
+
+			/** The sender takes a message back: it stays in its place, with no text. */
+			delete: {
+				visibility: "published",
+				...SHARDED_BY_CONVERSATION,
+				params: { conversationId: ID, seq: { ...SEQ, min: 1 } },
+				handler(ctx: Ctx<ParamsOf<"messages.delete">>): Promise<Message> {
+					return changeMessage(ctx, null);
 				},
 			},
 
@@ -183,20 +217,23 @@ export default function messagesService(config: Config): ServiceSchema {
 			sync: {
 				visibility: "published",
 				params: {
-					cursors: { type: "record", key: { type: "string", max: 128 }, value: SEQ },
+					cursors: CURSORS,
 					limit: optionalLimit(syncMaxLimit),
+					changeCursors: { ...CURSORS, optional: true },
 				},
 				async handler(ctx: Ctx<ParamsOf<"messages.sync">>): Promise<ResultOf<"messages.sync">> {
 					const user = callerOf(ctx);
 					if (Object.keys(ctx.params.cursors).length > 10_000) throw invalid("at most 10000 cursors", { field: "cursors" });
+					if (Object.keys(ctx.params.changeCursors ?? {}).length > 10_000) throw invalid("at most 10000 change cursors", { field: "changeCursors" });
 					const memberships = await ctx.call<Membership[], { userId: string }>("conversations.memberships", { userId: user.id });
 					const budget = { ...SYNC_PAGE_BUDGET, messages: ctx.params.limit ?? 1000 };
 					return buildSyncPage(memberships, ctx.params.cursors, budget, {
 						messagesAfter: (conversationId, afterSeq, limit) => store.messagesAfter(conversationId, afterSeq, limit),
+						changesAfter: (conversationId, afterChangeSeq, uptoSeq, limit) => store.changesAfter(conversationId, afterChangeSeq, uptoSeq, limit),
 						receipts: (conversationIds) => ctx.call<ReceiptUpdate[], { conversationIds: string[] }>("receipts.watermarks", { conversationIds }),
 						summaries: (conversationIds) =>
 							ctx.call<ConversationSummary[], { userId: string; conversationIds: string[] }>("conversations.summaries", { userId: user.id, conversationIds }),
-					});
+					}, ctx.params.changeCursors);
 				},
 			},
 		},

@@ -1,7 +1,7 @@
 /**
  * presence: the session registry (user -> device sessions and the node holding
- * each) and online / last-seen state, visible only to people who share a
- * conversation with the user.
+ * each) and online / last-seen state, visible only to the user's contacts: people
+ * who have both sent a message in a conversation they share.
  *
  * In a cluster it runs beside each gateway and keeps that gateway's sessions
  * alive in Redis with a heartbeat; it also sweeps the sessions of gateways whose

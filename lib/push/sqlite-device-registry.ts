@@ -1,18 +1,9 @@
 /** DeviceRegistry in the embedded profile's SQLite database. */
 import type Database from "better-sqlite3";
 import { acquireDatabase, releaseDatabase } from "../sqlite/database";
+import { migrate } from "../store/sqlite-store";
 import type { DeviceRegistry, Platform, PushDevice } from "./device-registry";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS push_devices (
-	user_id TEXT NOT NULL,
-	device_id TEXT NOT NULL,
-	token TEXT NOT NULL UNIQUE,
-	platform TEXT NOT NULL,
-	updated_at INTEGER NOT NULL,
-	PRIMARY KEY (user_id, device_id)
-) WITHOUT ROWID;
-`;
 
 interface Row {
 	user_id: string;
@@ -30,7 +21,8 @@ export class SqliteDeviceRegistry implements DeviceRegistry {
 
 	async open(): Promise<void> {
 		this.db = acquireDatabase(this.dataDir);
-		this.db.exec(SCHEMA);
+		// The table is one of the store's migrations (whoever opens the database first runs them).
+		migrate(this.db);
 	}
 
 	async close(): Promise<void> {

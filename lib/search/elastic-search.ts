@@ -1,14 +1,15 @@
 /**
  * SearchIndex on Elasticsearch (cluster profile). Documents are written by an
- * indexer (at least once, so index() and remove() are idempotent by message id)
- * and searched with a server-side filter on the caller's conversations.
+ * indexer (at least once, in any order: each document's version is its message's
+ * change number, so retries are harmless and an older edit never wins) and
+ * searched with a server-side filter on the caller's conversations.
  *
  * The server we test against ships without analysis-common (no asciifolding,
  * no edge_ngram, only the built-in analyzers), so the application does the
  * language work: it splits and folds words exactly like the query side does and
  * indexes them in `text_folded` with the `whitespace` analyzer. Elasticsearch
- * then only matches terms, and the highlight is computed here on the original
- * text from the same words, so the two can never disagree.
+ * then only matches terms, and the highlight is built in the application
+ * (snippet.ts) on the original text from the same words, so the two can never disagree.
  */
 import { Client, type estypes } from "@elastic/elasticsearch";
 import type { Message, SearchHit } from "../../contract";
@@ -34,7 +35,7 @@ export interface ElasticSearchOptions {
 }
 
 /** Bump when the mapping or the folding changes: open() then refuses the old index until a reindex. */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 interface MessageDocument {
 	id: string;
@@ -46,6 +47,9 @@ interface MessageDocument {
 	text: string;
 	attachments: unknown[];
 	createdAt: string;
+	editedAt?: string;
+	deletedAt?: string;
+	changeSeq: number;
 	memberIds: string[];
 	/** The searchable form of text: folded words separated by spaces. */
 	text_folded: string;
@@ -65,6 +69,9 @@ const MAPPINGS: estypes.MappingTypeMapping = {
 		text: { type: "text", index: false },
 		attachments: { type: "object", enabled: false },
 		createdAt: { type: "date" },
+		editedAt: { type: "date", index: false },
+		deletedAt: { type: "date", index: false },
+		changeSeq: { type: "long", index: false },
 		memberIds: { type: "keyword" },
 		text_folded: {
 			type: "text",
@@ -89,13 +96,17 @@ function toDocument({ message, memberIds }: IndexableMessage): MessageDocument {
 		text: message.text,
 		attachments: message.attachments,
 		createdAt: message.createdAt,
+		...(message.editedAt ? { editedAt: message.editedAt } : {}),
+		...(message.deletedAt ? { deletedAt: message.deletedAt } : {}),
+		changeSeq: message.changeSeq ?? 0,
 		memberIds,
-		text_folded: foldedText(message.text),
+		// A deleted message keeps its document (so an older version cannot come back) but matches nothing.
+		text_folded: message.deletedAt ? "" : foldedText(message.text),
 	};
 }
 
 function toMessage(doc: MessageDocument): Message {
-	return {
+	const message: Message = {
 		id: doc.id,
 		conversationId: doc.conversationId,
 		seq: doc.seq,
@@ -106,6 +117,10 @@ function toMessage(doc: MessageDocument): Message {
 		attachments: doc.attachments,
 		createdAt: doc.createdAt,
 	};
+	if (doc.editedAt) message.editedAt = doc.editedAt;
+	if (doc.deletedAt) message.deletedAt = doc.deletedAt;
+	if (doc.changeSeq > 0) message.changeSeq = doc.changeSeq;
+	return message;
 }
 
 /** Every term must match; the last also as a prefix, with a whole-word match ranked higher. */
@@ -160,12 +175,20 @@ export class ElasticSearchIndex implements FedSearchIndex {
 		this.client = null;
 	}
 
-	/** Writes the messages; a message already indexed is replaced, so retries are harmless. Rejects if any item failed. */
+	/**
+	 * Writes the messages. The document's version is the message's change number (external_gte),
+	 * so a retry is harmless and an older version delivered late (at least once, in any order)
+	 * never replaces a newer edit or brings back a deleted text. Rejects if any other item failed.
+	 */
 	async index(docs: IndexableMessage[]): Promise<void> {
 		if (docs.length === 0) return;
-		const operations = docs.flatMap((doc) => [{ index: { _index: this.options.index, _id: doc.message.id } }, toDocument(doc)]);
+		const operations = docs.flatMap((doc) => [
+			{ index: { _index: this.options.index, _id: doc.message.id, version: doc.message.changeSeq ?? 0, version_type: "external_gte" as const } },
+			toDocument(doc),
+		]);
 		const response = await this.es.bulk({ operations, refresh: this.refreshPolicy });
-		throwOnFailedItems(response, "index");
+		// 409: the index already holds a newer version of that message.
+		throwOnFailedItems(response, "index", (status) => status === 409);
 	}
 
 	/** Makes the messages unsearchable; ids that are not indexed are fine (at-least-once delivery). */

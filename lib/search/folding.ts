@@ -80,7 +80,7 @@ export function matchText(text: string, terms: readonly string[]): Match {
 	return matchWords(foldedWords(text), terms);
 }
 
-export function matchWords(words: readonly string[], terms: readonly string[]): Match {
+function matchWords(words: readonly string[], terms: readonly string[]): Match {
 	const last = terms.length - 1;
 	for (let i = 0; i < last; i++) if (!words.includes(terms[i]!)) return "none";
 	const typing = terms[last]!;

@@ -114,6 +114,7 @@ export function toConversationRow(row: Row): ConversationRow {
 			lastSeq: int(row, "last_seq"),
 			// Unset until the first message: the conversation's activity starts at its creation.
 			lastActivityAt: millis(row, "last_activity_at") ?? createdAt,
+			lastChangeSeq: int(row, "last_change_seq"),
 		},
 		sentCounts: new Map(Object.entries(counts).map(([userId, n]) => [userId, toNumber(n, "sent_counts")])),
 	};
@@ -134,24 +135,34 @@ export function toMemberRecord(row: Row, sentCounts: Map<string, number>): Membe
 }
 
 export function toMessage(row: Row): Message {
-	return {
+	const deletedAt = millis(row, "deleted_at");
+	const editedAt = millis(row, "edited_at");
+	const changeSeq = int(row, "change_seq");
+	const message: Message = {
 		id: text(row, "id"),
 		conversationId: text(row, "conversation_id"),
 		seq: int(row, "seq"),
 		senderId: text(row, "sender_id"),
 		clientMsgId: text(row, "client_msg_id"),
 		type: text(row, "type") as Message["type"],
-		text: text(row, "text"),
-		attachments: JSON.parse(optionalText(row, "attachments") ?? "[]") as unknown[],
+		// A delete wins over an edit that lands after it.
+		text: deletedAt === null ? text(row, "text") : "",
+		attachments: deletedAt === null ? (JSON.parse(optionalText(row, "attachments") ?? "[]") as unknown[]) : [],
 		createdAt: new Date(millis(row, "created_at") ?? 0).toISOString(),
 	};
+	if (editedAt !== null) message.editedAt = new Date(editedAt).toISOString();
+	if (deletedAt !== null) message.deletedAt = new Date(deletedAt).toISOString();
+	if (changeSeq > 0) message.changeSeq = changeSeq;
+	return message;
 }
 
 export const byRole = (a: MemberRecord, b: MemberRecord) => (a.role < b.role ? -1 : a.role > b.role ? 1 : 0);
 
 // ------------------------------------------------------------------ statements
 
+/** What a message is created with; it is read with its change columns too. */
 const MESSAGE_COLUMNS = "conversation_id, bucket, seq, id, sender_id, client_msg_id, type, text, attachments, created_at";
+const MESSAGE_READ = `${MESSAGE_COLUMNS}, edited_at, deleted_at, change_seq`;
 
 /**
  * Statements with `USING TIMESTAMP ?` take the seq (or watermark) they write as their timestamp:
@@ -178,13 +189,23 @@ function statements(keyspace: string) {
 		userConversationCreate: `INSERT INTO ${ks}.user_conversations (user_id, conversation_id, role, peer_id, last_seq, last_activity_at, exchanged)
 			VALUES (?, ?, ?, ?, 0, ?, false) USING TIMESTAMP 0`,
 		userConversationCommit: `UPDATE ${ks}.user_conversations USING TIMESTAMP ? SET last_seq = ?, last_activity_at = ?, exchanged = ? WHERE user_id = ? AND conversation_id = ?`,
-		userConversations: `SELECT conversation_id, role, peer_id, last_seq, last_activity_at, exchanged FROM ${ks}.user_conversations WHERE user_id = ?`,
+		userConversations: `SELECT conversation_id, role, peer_id, last_seq, last_activity_at, exchanged, last_change_seq FROM ${ks}.user_conversations WHERE user_id = ?`,
 
 		// The seq claim: a message row is only ever created by this conditional insert.
 		messageClaim: `INSERT INTO ${ks}.messages (${MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
-		messageAt: `SELECT ${MESSAGE_COLUMNS} FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
-		messagesUp: `SELECT ${MESSAGE_COLUMNS} FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
-		messagesDown: `SELECT ${MESSAGE_COLUMNS} FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq <= ? ORDER BY seq DESC`,
+		messageAt: `SELECT ${MESSAGE_READ} FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+		// The write time of a column set only at creation: changes are stamped just above it.
+		messageBorn: `SELECT ${MESSAGE_READ}, WRITETIME(sender_id) AS born FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+		messagesUp: `SELECT ${MESSAGE_READ} FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
+		messagesDown: `SELECT ${MESSAGE_READ} FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq <= ? ORDER BY seq DESC`,
+		messageEdit: `UPDATE ${ks}.messages USING TIMESTAMP ? SET text = ?, edited_at = ?, change_seq = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+		messageDelete: `UPDATE ${ks}.messages USING TIMESTAMP ? SET text = '', attachments = '[]', deleted_at = ?, change_seq = ? WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+
+		// The change claim: a change_seq is taken only by this conditional insert, which also says what the change was.
+		changeClaim: `INSERT INTO ${ks}.message_changes (conversation_id, bucket, change_seq, seq, text, deleted, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
+		changesUp: `SELECT change_seq, seq, text, deleted, changed_at FROM ${ks}.message_changes WHERE conversation_id = ? AND bucket = ? AND change_seq >= ? AND change_seq <= ?`,
+		conversationChange: `UPDATE ${ks}.conversations USING TIMESTAMP ? SET last_change_seq = ? WHERE id = ?`,
+		userConversationChange: `UPDATE ${ks}.user_conversations USING TIMESTAMP ? SET last_change_seq = ? WHERE user_id = ? AND conversation_id = ?`,
 		sendersUp: `SELECT seq, sender_id FROM ${ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
 
 		messageIdInsert: `INSERT INTO ${ks}.message_ids (sender_id, client_msg_id, conversation_id, seq) VALUES (?, ?, ?, ?)`,
@@ -195,7 +216,8 @@ function statements(keyspace: string) {
 		searchPending: `SELECT conversation_id, WRITETIME(marked_at) AS marked FROM ${ks}.search_pending WHERE shard = ?`,
 		// Deletes the marker only as written at that time: a newer append's marker survives.
 		searchUnmark: `DELETE FROM ${ks}.search_pending USING TIMESTAMP ? WHERE shard = ? AND conversation_id = ?`,
-		searchProgress: `SELECT indexed_seq FROM ${ks}.search_progress WHERE conversation_id = ?`,
+		searchProgress: `SELECT indexed_seq, indexed_change_seq FROM ${ks}.search_progress WHERE conversation_id = ?`,
+		searchChangeProgressSet: `UPDATE ${ks}.search_progress USING TIMESTAMP ? SET indexed_change_seq = ? WHERE conversation_id = ?`,
 		searchProgressSet: `UPDATE ${ks}.search_progress USING TIMESTAMP ? SET indexed_seq = ? WHERE conversation_id = ?`,
 		conversationIdsFirst: `SELECT id FROM ${ks}.conversations`,
 		conversationIdsAfter: `SELECT id FROM ${ks}.conversations WHERE token(id) > token(?)`,

@@ -8,7 +8,7 @@ import type { Client } from "cassandra-driver";
 import { invalid } from "../errors";
 
 /** Bump with a new entry in MIGRATIONS whenever a table changes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Partitions of the search outbox's markers. */
 export const SEARCH_SHARDS = 16;
@@ -93,12 +93,11 @@ function versionOne(ks: string): string[] {
 		)`,
 
 		// A user's conversations: sync (last_seq), contacts (exchanged: both sides have sent) and
-		// the inbox (last_activity_at, sorted when read); a seller's empty ones stay hidden (role). Every cell is overwritten in place, so
+		// the inbox (last_activity_at, sorted when read). Every cell is overwritten in place, so
 		// the partition holds no tombstones however busy the user is.
 		`CREATE TABLE IF NOT EXISTS ${ks}.user_conversations (
 			user_id text,
 			conversation_id text,
-			role text,
 			peer_id text,
 			last_seq bigint,
 			last_activity_at timestamp,
@@ -134,17 +133,6 @@ function versionOne(ks: string): string[] {
 		) WITH gc_grace_seconds = 3600`,
 		`CREATE TABLE IF NOT EXISTS ${ks}.search_progress (conversation_id text PRIMARY KEY, indexed_seq bigint)`,
 
-		// Push: each device's FCM token, and the device that holds each token (a token moves when
-		// another user signs in on the same phone).
-		`CREATE TABLE IF NOT EXISTS ${ks}.push_devices (
-			user_id text,
-			device_id text,
-			fcm_token text,
-			platform text,
-			PRIMARY KEY ((user_id), device_id)
-		)`,
-		`CREATE TABLE IF NOT EXISTS ${ks}.push_tokens (fcm_token text PRIMARY KEY, user_id text, device_id text)`,
-
 		// (sender, clientMsgId) -> where the message went: idempotency, kept forever.
 		`CREATE TABLE IF NOT EXISTS ${ks}.message_ids (
 			sender_id text,
@@ -156,8 +144,55 @@ function versionOne(ks: string): string[] {
 	];
 }
 
-/** MIGRATIONS[v - 1] takes a keyspace from version v - 1 to v. */
-const MIGRATIONS: ((ks: string) => string[])[] = [versionOne];
+/**
+ * Version 2: edits and deletes, push devices, and each member's side of a conversation. A change is claimed like a message, by a conditional insert
+ * into message_changes (a dense change sequence per conversation, bucketed like messages,
+ * holding what the change was so another writer can finish it); the message row then carries
+ * the text as it stands and the number of its latest change.
+ */
+function versionTwo(ks: string): string[] {
+	return [
+		// Push: each device's FCM token, and the device that holds each token (a token moves when
+		// another user signs in on the same phone).
+		`CREATE TABLE IF NOT EXISTS ${ks}.push_devices (
+			user_id text,
+			device_id text,
+			fcm_token text,
+			platform text,
+			PRIMARY KEY ((user_id), device_id)
+		)`,
+		`CREATE TABLE IF NOT EXISTS ${ks}.push_tokens (fcm_token text PRIMARY KEY, user_id text, device_id text)`,
+		`ALTER TABLE ${ks}.messages ADD (edited_at timestamp, deleted_at timestamp, change_seq bigint)`,
+		`ALTER TABLE ${ks}.conversations ADD last_change_seq bigint`,
+		// role: a seller's conversations stay hidden until their first message.
+		`ALTER TABLE ${ks}.user_conversations ADD (role text, last_change_seq bigint)`,
+		`ALTER TABLE ${ks}.search_progress ADD indexed_change_seq bigint`,
+		`CREATE TABLE IF NOT EXISTS ${ks}.message_changes (
+			conversation_id text,
+			bucket int,
+			change_seq bigint,
+			seq bigint,
+			text text,
+			deleted boolean,
+			changed_at timestamp,
+			PRIMARY KEY ((conversation_id, bucket), change_seq)
+		) WITH CLUSTERING ORDER BY (change_seq ASC)`,
+	];
+}
+
+/** MIGRATIONS[v - 1] takes a keyspace from version v - 1 to v. Append only. */
+export const MIGRATIONS: ((ks: string) => string[])[] = [versionOne, versionTwo];
+
+/** A migration cut short is run again: DDL that already took effect is not an error then. */
+const ALREADY_DONE = /already exist|conflicts with an existing column|duplicate column/i;
+
+async function runDdl(client: Client, ddl: string): Promise<void> {
+	try {
+		await client.execute(ddl);
+	} catch (err) {
+		if (!ALREADY_DONE.test((err as Error).message)) throw err;
+	}
+}
 
 /** The DDL of every version, in order (for a new keyspace). */
 export function schemaStatements(keyspace: string, replication: Replication): string[] {
@@ -218,8 +253,10 @@ export async function ensureSchema(client: Client, keyspace: string, replication
 		if (columns.size > 0 && !columns.has("sent_counts")) {
 			throw new SchemaVersionError(`keyspace ${ks} holds tables from a pre-release Parley without a schema version: drop it or use another keyspace`);
 		}
-		for (const migration of MIGRATIONS.slice(from)) for (const ddl of migration(ks)) await client.execute(ddl);
-		await client.execute(`INSERT INTO ${ks}.meta (key, value) VALUES ('schema_version', ?)`, [String(SCHEMA_VERSION)], { prepare: true });
+		for (let version = from; version < SCHEMA_VERSION; version++) {
+			for (const ddl of MIGRATIONS[version]!(ks)) await runDdl(client, ddl);
+			await client.execute(`INSERT INTO ${ks}.meta (key, value) VALUES ('schema_version', ?)`, [String(version + 1)], { prepare: true });
+		}
 		return { from: found, to: SCHEMA_VERSION };
 	} finally {
 		await client.execute(`DELETE FROM ${ks}.meta WHERE key = 'schema_lock' IF value = ?`, [owner], { prepare: true }).catch(() => undefined);

@@ -9,16 +9,24 @@ import type { SearchFeed } from "./chat-store";
 import { type CassandraIo, int, type Settings, text } from "./cassandra-io";
 import { SEARCH_SHARDS } from "./cassandra-schema";
 
-const outboxKey = (conversationId: string, seq: number) => JSON.stringify([conversationId, seq]);
+/** An outbox entry: a new message (by seq) or a change (by change number) of a conversation. */
+type OutboxKey = { conversationId: string; kind: "seq" | "change"; n: number };
 
-function parseOutboxKey(key: string): { conversationId: string; seq: number } | null {
+const outboxKey = (k: OutboxKey) => JSON.stringify([k.conversationId, k.kind, k.n]);
+
+function parseOutboxKey(key: string): OutboxKey | null {
 	try {
-		const [conversationId, seq] = JSON.parse(key) as unknown[];
-		if (typeof conversationId === "string" && typeof seq === "number") return { conversationId, seq };
+		const [conversationId, kind, n] = JSON.parse(key) as unknown[];
+		if (typeof conversationId === "string" && (kind === "seq" || kind === "change") && typeof n === "number") return { conversationId, kind, n };
 	} catch {
 		// not one of ours
 	}
 	return null;
+}
+
+interface Progress {
+	seq: number;
+	change: number;
 }
 
 export class CassandraSearchFeed implements SearchFeed {
@@ -29,6 +37,7 @@ export class CassandraSearchFeed implements SearchFeed {
 		private readonly io: () => CassandraIo,
 		private readonly settings: Settings,
 		private readonly messagesAfter: (conversationId: string, afterSeq: number, limit: number) => Promise<Message[]>,
+		private readonly changesAfter: (conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number) => Promise<Message[]>,
 	) {}
 
 	async backlog(limit: number): Promise<{ key: string; message: Message }[]> {
@@ -45,9 +54,13 @@ export class CassandraSearchFeed implements SearchFeed {
 		const io = this.io();
 		for await (const row of io.scan(io.q.searchPending, [shard], 500)) {
 			const conversationId = text(row, "conversation_id");
-			const messages = await this.messagesAfter(conversationId, await this.indexedSeq(conversationId), limit - entries.length);
-			if (messages.length === 0) await this.forgetIfSettled(shard, conversationId, int(row, "marked"));
-			for (const message of messages) entries.push({ key: outboxKey(conversationId, message.seq), message });
+			const progress = await this.progress(conversationId);
+			// Edits and deletes first (they are few), then new messages; each as it stands now.
+			const changed = await this.changesAfter(conversationId, progress.change, Number.MAX_SAFE_INTEGER, limit - entries.length);
+			for (const message of changed) entries.push({ key: outboxKey({ conversationId, kind: "change", n: message.changeSeq ?? 0 }), message });
+			const fresh = await this.messagesAfter(conversationId, progress.seq, limit - entries.length);
+			for (const message of fresh) entries.push({ key: outboxKey({ conversationId, kind: "seq", n: message.seq }), message });
+			if (changed.length === 0 && fresh.length === 0) await this.forgetIfSettled(shard, conversationId, int(row, "marked"));
 			if (entries.length >= limit) return;
 		}
 	}
@@ -63,21 +76,28 @@ export class CassandraSearchFeed implements SearchFeed {
 		await io.write(io.q.searchUnmark, [markedMicros, shard, conversationId]);
 	}
 
-	private async indexedSeq(conversationId: string): Promise<number> {
+	private async progress(conversationId: string): Promise<Progress> {
 		const io = this.io();
 		const row = await io.first(io.q.searchProgress, [conversationId]);
-		return row ? int(row, "indexed_seq") : 0;
+		return { seq: row ? int(row, "indexed_seq") : 0, change: row ? int(row, "indexed_change_seq") : 0 };
 	}
 
 	async confirm(keys: string[]): Promise<void> {
-		const highest = new Map<string, number>();
+		const highest = new Map<string, Progress>();
 		for (const key of keys) {
-			const parsed = parseOutboxKey(key);
-			if (parsed) highest.set(parsed.conversationId, Math.max(parsed.seq, highest.get(parsed.conversationId) ?? 0));
+			const k = parseOutboxKey(key);
+			if (!k) continue;
+			const p = highest.get(k.conversationId) ?? { seq: 0, change: 0 };
+			highest.set(k.conversationId, k.kind === "seq" ? { ...p, seq: Math.max(p.seq, k.n) } : { ...p, change: Math.max(p.change, k.n) });
 		}
 		const io = this.io();
-		// Written with the seq as its timestamp: two relays racing keep the higher, never move it back.
-		await Promise.all([...highest].map(([conversationId, seq]) => io.write(io.q.searchProgressSet, [seq, seq, conversationId])));
+		// Written with the number as its timestamp: two relays racing keep the higher, never move it back.
+		await Promise.all(
+			[...highest].flatMap(([conversationId, p]) => [
+				p.seq > 0 ? io.write(io.q.searchProgressSet, [p.seq, p.seq, conversationId]) : null,
+				p.change > 0 ? io.write(io.q.searchChangeProgressSet, [p.change, p.change, conversationId]) : null,
+			]),
+		);
 	}
 
 	/** Every conversation id, in token order: `after` is the last id of the previous page. */

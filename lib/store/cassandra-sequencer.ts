@@ -17,7 +17,7 @@
  */
 import type { Message } from "../../contract";
 import { Batcher } from "../batcher";
-import { conflict, notFound, tooLarge } from "../errors";
+import { conflict, forbidden, notFound, tooLarge } from "../errors";
 import {
 	byRole,
 	type CassandraIo,
@@ -36,7 +36,7 @@ import {
 	toMessage,
 } from "./cassandra-io";
 import { bucketOf, firstSeqOf, lastSeqOf, searchShardOf } from "./cassandra-schema";
-import type { AppendRequest, AppendResult, ConversationRecord } from "./chat-store";
+import type { AppendRequest, AppendResult, ChangeRequest, ChangeResult, ConversationRecord } from "./chat-store";
 
 /** What the sequencer of one conversation knows, as of conversation.lastSeq. */
 interface SequencerState {
@@ -84,9 +84,13 @@ export interface AppendContext {
 export class ConversationSequencer {
 	private readonly queue: Batcher<AppendRequest, AppendResult>;
 	private state: SequencerState | null = null;
-	/** A follow-up batch whose messages are claimed but which has not landed yet. */
-	private pending: Statement[] | null = null;
+	/** Follow-up batches whose messages or changes are claimed but which have not landed yet, in order. */
+	private pending: Statement[][] = [];
 	private active = 0;
+	/** Changes (edits, deletes) run one at a time, each after the previous. */
+	private changes: Promise<unknown> = Promise.resolve();
+	/** The last change number, as of this process's last look; null until loaded (or after a failure). */
+	private lastChangeSeq: number | null = null;
 
 	constructor(
 		private readonly conversationId: string,
@@ -96,7 +100,7 @@ export class ConversationSequencer {
 	}
 
 	get idle(): boolean {
-		return this.active === 0 && this.pending === null;
+		return this.active === 0 && this.pending.length === 0;
 	}
 
 	async submit(req: AppendRequest): Promise<AppendResult> {
@@ -242,25 +246,119 @@ export class ConversationSequencer {
 		}
 		await settings.afterClaim?.(this.conversationId, fresh.map((m) => m.seq));
 		const next = advance(state, fresh);
-		this.pending = followUp(io.q, next, fresh, settings.feedSearch);
+		this.pending.push(followUp(io.q, next, fresh, settings.feedSearch));
 		this.state = next;
 		await this.writePending();
 		return next;
 	}
 
-	/** Lands the follow-up of claimed messages; every statement in it is idempotent. */
+	/** Lands the follow-ups of claimed messages and changes, in order; every statement in them is idempotent. */
 	private async writePending(): Promise<void> {
-		const pending = this.pending;
-		if (!pending) return;
+		while (this.pending.length > 0) {
+			try {
+				await this.ctx.io.batch(this.pending[0]!);
+				this.pending.shift();
+			} catch (err) {
+				if (isTransient(err)) throw err;
+				// Refused outright: the next load rebuilds them from the claimed rows.
+				this.pending = [];
+				this.state = null;
+				this.lastChangeSeq = null;
+				throw err;
+			}
+		}
+	}
+
+	/** An edit or delete, after every change submitted before it. */
+	change(req: ChangeRequest): Promise<ChangeResult> {
+		this.active++;
+		const run = this.changes.then(() => this.retrying(() => this.commitChange(req)));
+		this.changes = run.catch(() => undefined);
+		return run.finally(() => this.active--);
+	}
+
+	/** Retries one change through transient failures, like a group of appends. */
+	private async retrying<T>(attempt: () => Promise<T>): Promise<T> {
+		const deadline = Date.now() + this.ctx.settings.appendRetryMs;
+		for (let n = 1; ; n++) {
+			try {
+				return await attempt();
+			} catch (err) {
+				const wait = Math.random() * Math.min(50 * 2 ** n, 1000);
+				if (!isTransient(err)) throw err;
+				if (Date.now() + wait > deadline) throw storageUnavailable(err);
+				await sleep(wait);
+			}
+		}
+	}
+
+	private async commitChange(req: ChangeRequest): Promise<ChangeResult> {
+		const { io, settings } = this.ctx;
+		await this.writePending();
+		this.state ??= await this.load();
+		if (!this.state) throw notFound("Conversation not found", { conversationId: this.conversationId });
+		this.lastChangeSeq ??= await this.loadChanges(this.state);
+		const found = await this.readBorn(req.seq);
+		if (!found) throw notFound("Message not found", { conversationId: this.conversationId, seq: req.seq });
+		const { message, born } = found;
+		if (message.senderId !== req.editorId) throw forbidden("Only the sender can edit or delete a message");
+		const unchanged = req.text === null ? message.deletedAt !== undefined : req.text === message.text && message.deletedAt === undefined;
+		if (unchanged) return this.changeResult(message, false);
+		if (message.deletedAt !== undefined) throw conflict("The message was deleted", { seq: req.seq });
+
+		const change: Change = { changeSeq: this.lastChangeSeq + 1, seq: req.seq, text: req.text, changedAt: req.now };
+		let applied: boolean;
 		try {
-			await this.ctx.io.batch(pending);
-			this.pending = null;
+			applied = await io.conditionalBatch([changeClaim(io.q, this.conversationId, change)]);
 		} catch (err) {
-			if (isTransient(err)) throw err;
-			// Refused outright: the next load rebuilds it from the claimed rows.
-			this.pending = null;
-			this.state = null;
+			this.lastChangeSeq = null; // outcome unknown: the reload finds out, and finishes it if it landed
 			throw err;
+		}
+		if (!applied) {
+			this.lastChangeSeq = null;
+			settings.warn(`${this.conversationId}: change ${change.changeSeq} is already taken by another writer; reloading`);
+			throw new SeqTakenError(`change ${change.changeSeq} of ${this.conversationId} taken by another writer`);
+		}
+		this.pending.push(changeFollowUp(io.q, this.conversationId, this.state.memberIds, change, born, settings.feedSearch));
+		this.lastChangeSeq = change.changeSeq;
+		await this.writePending();
+		return this.changeResult(applyChange(message, change), true);
+	}
+
+	private async changeResult(message: Message, changed: boolean): Promise<ChangeResult> {
+		const { io } = this.ctx;
+		const [row, memberRows] = await Promise.all([io.first(io.q.conversation, [this.conversationId]), this.ctx.readMemberRows(this.conversationId)]);
+		const { record, sentCounts } = toConversationRow(row!);
+		return { message, changed, conversation: record, members: memberRows.map((r) => toMemberRecord(r, sentCounts)).sort(byRole) };
+	}
+
+	/** The message with the write time of its creation (changes are stamped above it). */
+	private async readBorn(seq: number): Promise<{ message: Message; born: number } | null> {
+		const { io } = this.ctx;
+		const row = await io.first(io.q.messageBorn, [this.conversationId, bucketOf(seq), seq]);
+		return row ? { message: toMessage(row), born: int(row, "born") } : null;
+	}
+
+	/** The conversation's last change number, after finishing any change a writer claimed but did not complete. */
+	private async loadChanges(state: SequencerState): Promise<number> {
+		const { io, settings } = this.ctx;
+		const row = await io.serialFirst(io.q.conversation, [this.conversationId]);
+		let last = row ? int(row, "last_change_seq") : 0;
+		for (let bucket = bucketOf(last + 1); ; bucket++) {
+			let seen = 0;
+			for await (const r of io.scan(io.q.changesUp, [this.conversationId, bucket, Math.max(last + 1, firstSeqOf(bucket)), lastSeqOf(bucket)], 1000, true)) {
+				const change = toChange(r);
+				if (change.changeSeq !== last + 1) return last;
+				const found = await this.readBorn(change.seq);
+				if (found) {
+					this.pending.push(changeFollowUp(io.q, this.conversationId, state.memberIds, change, found.born, settings.feedSearch));
+					await this.writePending();
+					settings.warn(`${this.conversationId}: completed change ${change.changeSeq}, claimed by a writer that did not finish`);
+				}
+				last = change.changeSeq;
+				seen = last;
+			}
+			if (seen < lastSeqOf(bucket)) return last;
 		}
 	}
 
@@ -275,7 +373,7 @@ export class ConversationSequencer {
 		const unfinished = await this.claimedAfter(record.lastSeq);
 		if (unfinished.length === 0) return state;
 		const next = advance(state, unfinished);
-		this.pending = followUp(io.q, next, unfinished, settings.feedSearch);
+		this.pending.push(followUp(io.q, next, unfinished, settings.feedSearch));
 		await this.writePending();
 		settings.warn(`${this.conversationId}: completed seqs ${unfinished[0]!.seq}..${next.conversation.lastSeq}, claimed by a writer that did not finish`);
 		return next;
@@ -354,5 +452,51 @@ function followUp(q: Statements, next: SequencerState, fresh: Message[], feedSea
 		list.push({ query: q.userConversationCommit, params: [lastSeq, lastSeq, lastActivityAt, exchanged, userId, id] });
 	}
 	if (feedSearch) list.push({ query: q.searchMark, params: [searchShardOf(id), id, Date.now()] });
+	return list;
+}
+
+/** One edit (text) or delete (text null), as claimed in message_changes. */
+interface Change {
+	changeSeq: number;
+	seq: number;
+	text: string | null;
+	changedAt: number;
+}
+
+function toChange(row: Row): Change {
+	return {
+		changeSeq: int(row, "change_seq"),
+		seq: int(row, "seq"),
+		text: row.get("deleted") === true ? null : (row.get("text") as string),
+		changedAt: (row.get("changed_at") as Date).getTime(),
+	};
+}
+
+function changeClaim(q: Statements, conversationId: string, c: Change): Statement {
+	return { query: q.changeClaim, params: [conversationId, bucketOf(c.changeSeq), c.changeSeq, c.seq, c.text ?? "", c.text === null, c.changedAt] };
+}
+
+/** The message as the change leaves it. */
+function applyChange(message: Message, c: Change): Message {
+	const at = new Date(c.changedAt).toISOString();
+	return c.text === null ? { ...message, text: "", attachments: [], deletedAt: at, changeSeq: c.changeSeq } : { ...message, text: c.text, editedAt: at, changeSeq: c.changeSeq };
+}
+
+/**
+ * The writes a change needs: the message row (stamped just above its creation, higher for later
+ * changes, so the latest change wins whoever lands last), the change counters (stamped with the
+ * change number) and the search marker.
+ */
+function changeFollowUp(q: Statements, conversationId: string, memberIds: string[], c: Change, born: number, feedSearch: boolean): Statement[] {
+	const key = [conversationId, bucketOf(c.seq), c.seq];
+	const stamp = born + c.changeSeq;
+	const list: Statement[] = [
+		c.text === null
+			? { query: q.messageDelete, params: [stamp, c.changedAt, c.changeSeq, ...key] }
+			: { query: q.messageEdit, params: [stamp, c.text, c.changedAt, c.changeSeq, ...key] },
+		{ query: q.conversationChange, params: [c.changeSeq, c.changeSeq, conversationId] },
+		...memberIds.map((userId) => ({ query: q.userConversationChange, params: [c.changeSeq, c.changeSeq, userId, conversationId] })),
+	];
+	if (feedSearch) list.push({ query: q.searchMark, params: [searchShardOf(conversationId), conversationId, Date.now()] });
 	return list;
 }

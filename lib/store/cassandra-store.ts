@@ -36,6 +36,8 @@ import { ConversationSequencer, InflightIds } from "./cassandra-sequencer";
 import type {
 	AppendRequest,
 	AppendResult,
+	ChangeRequest,
+	ChangeResult,
 	ChatStore,
 	ConversationRecord,
 	EngineLog,
@@ -49,6 +51,7 @@ import type {
 	WatermarkResult,
 	WatermarkUpdate,
 } from "./chat-store";
+import { inChunks } from "../in-chunks";
 import { decodeInboxCursor, encodeInboxCursor } from "./inbox-cursor";
 
 export type { CassandraStoreOptions } from "./cassandra-io";
@@ -120,7 +123,12 @@ export class CassandraStore implements ChatStore {
 		this.warnGiven = options.warn !== undefined;
 		checkKeyspaceName(this.settings.keyspace);
 		if (this.settings.feedSearch) {
-			this.searchFeed = new CassandraSearchFeed(() => this.io, this.settings, (id, after, limit) => this.messagesAfter(id, after, limit));
+			this.searchFeed = new CassandraSearchFeed(
+				() => this.io,
+				this.settings,
+				(id, after, limit) => this.messagesAfter(id, after, limit),
+				(id, after, upto, limit) => this.changesAfter(id, after, upto, limit),
+			);
 		}
 	}
 
@@ -170,6 +178,7 @@ export class CassandraStore implements ChatStore {
 			createdAt: req.now,
 			lastSeq: 0,
 			lastActivityAt: req.now,
+			lastChangeSeq: 0,
 		};
 		// The creator writes the members; a reopen writes them only if a creator died before it could.
 		if (applied || (await this.readMemberRows(req.id)).length === 0) await this.writeMembership(req, conversation.createdAt);
@@ -236,7 +245,7 @@ export class CassandraStore implements ChatStore {
 			const lastSeq = int(row, "last_seq");
 			// The seller sees a conversation once it has a message: opening one cannot fill their inbox.
 			if (lastSeq === 0 && optionalText(row, "role") === "seller") continue;
-			out.push({ conversationId: text(row, "conversation_id"), lastSeq, lastActivityAt: millis(row, "last_activity_at") ?? 0 });
+			out.push({ conversationId: text(row, "conversation_id"), lastSeq, lastChangeSeq: int(row, "last_change_seq"), lastActivityAt: millis(row, "last_activity_at") ?? 0 });
 		}
 		return out;
 	}
@@ -254,6 +263,33 @@ export class CassandraStore implements ChatStore {
 
 	appendMessage(req: AppendRequest): Promise<AppendResult> {
 		return this.sequencerOf(req.conversationId).submit(req);
+	}
+
+	changeMessage(req: ChangeRequest): Promise<ChangeResult> {
+		return this.sequencerOf(req.conversationId).change(req);
+	}
+
+	/**
+	 * Walks the change log after `afterChangeSeq` (dense, so a bucket that ends short is the end),
+	 * keeps each message's latest change, and reads those messages as they stand.
+	 */
+	async changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<Message[]> {
+		const { io } = this;
+		const latest = new Map<number, number>(); // seq -> its latest change number
+		for (let bucket = bucketOf(afterChangeSeq + 1); ; bucket++) {
+			let seen = 0;
+			for await (const row of io.scan(io.q.changesUp, [conversationId, bucket, Math.max(afterChangeSeq + 1, firstSeqOf(bucket)), lastSeqOf(bucket)], 1000)) {
+				seen = int(row, "change_seq");
+				const seq = int(row, "seq");
+				if (seq > uptoSeq) continue;
+				latest.delete(seq);
+				latest.set(seq, seen);
+			}
+			if (seen < lastSeqOf(bucket)) break;
+		}
+		const seqs = [...latest].sort((a, b) => a[1] - b[1]).slice(0, limit).map(([seq]) => seq);
+		const messages = await inChunks(seqs, (seq) => this.readMessage(conversationId, seq));
+		return messages.filter((m): m is Message => m !== null);
 	}
 
 	/** One sequencer per conversation; idle ones beyond maxIdleSequencers are forgotten (they reload on next use). */

@@ -14,6 +14,8 @@ export interface ConversationRecord {
 	createdAt: number;
 	lastSeq: number;
 	lastActivityAt: number;
+	/** The last number of the conversation's change sequence (edits and deletes). */
+	lastChangeSeq: number;
 }
 
 export interface MemberRecord {
@@ -30,6 +32,8 @@ export interface MemberRecord {
 export interface Membership {
 	conversationId: string;
 	lastSeq: number;
+	/** The conversation's last change (edit or delete) number: 0 if none. */
+	lastChangeSeq: number;
 	/** The member's last activity in it (ms): its place in the inbox. */
 	lastActivityAt: number;
 }
@@ -65,6 +69,24 @@ export interface AppendResult {
 	/** True when (sender, clientMsgId) already existed: `message` is the original. */
 	duplicate: boolean;
 	/** The conversation and its members as they stand after the write (for unread and fan-out). */
+	conversation: ConversationRecord;
+	members: MemberRecord[];
+}
+
+/** An edit (text) or a delete (text null) of a message, by its sender. */
+export interface ChangeRequest {
+	conversationId: string;
+	seq: number;
+	editorId: string;
+	text: string | null;
+	now: number;
+}
+
+export interface ChangeResult {
+	/** The message as it stands after the change. */
+	message: Message;
+	/** False when it changed nothing (the same text again, a delete of a deleted message): no event is due. */
+	changed: boolean;
 	conversation: ConversationRecord;
 	members: MemberRecord[];
 }
@@ -150,6 +172,18 @@ export interface ChatStore {
 	 * the commit. Rejects with NOT_FOUND / CONFLICT errors.
 	 */
 	appendMessage(req: AppendRequest): Promise<AppendResult>;
+	/**
+	 * Edits or deletes a stored message, durably, giving the change the next number of the
+	 * conversation's change sequence (dense, like seq). Only the sender may change a message;
+	 * a deleted message stays deleted. Rejects with NOT_FOUND / FORBIDDEN / CONFLICT errors.
+	 */
+	changeMessage(req: ChangeRequest): Promise<ChangeResult>;
+	/**
+	 * Messages (as they stand now) whose changes numbered after `afterChangeSeq` touched a
+	 * message with seq <= `uptoSeq`, in change order, at most `limit`: what a device holding
+	 * messages up to `uptoSeq` missed.
+	 */
+	changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<Message[]>;
 	history(conversationId: string, query: HistoryQuery): Promise<Message[]>;
 	/** Messages with seq > afterSeq, ascending, at most `limit`. */
 	messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]>;

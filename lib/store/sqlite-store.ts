@@ -7,12 +7,14 @@ import { randomBytes } from "node:crypto";
 import type Database from "better-sqlite3";
 import type { Message } from "../../contract";
 import { Batcher } from "../batcher";
-import { conflict, notFound } from "../errors";
+import { conflict, forbidden, notFound } from "../errors";
 import { acquireDatabase, releaseDatabase } from "../sqlite/database";
 import { decodeInboxCursor, encodeInboxCursor } from "./inbox-cursor";
 import type {
 	AppendRequest,
 	AppendResult,
+	ChangeRequest,
+	ChangeResult,
 	ChatStore,
 	ConversationRecord,
 	HistoryQuery,
@@ -90,6 +92,24 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
 			DROP TRIGGER IF EXISTS messages_fts_update;
 			DROP TABLE IF EXISTS messages_fts;
 		`),
+	// 2 -> 3: edits and deletes (a dense change sequence per conversation; each message keeps the
+	// number of its latest change), and the push devices' tokens.
+	(db) =>
+		db.exec(`
+			ALTER TABLE conversations ADD COLUMN last_change_seq INTEGER NOT NULL DEFAULT 0;
+			ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+			ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
+			ALTER TABLE messages ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+			CREATE INDEX messages_by_change ON messages (conversation_id, change_seq) WHERE change_seq > 0;
+			CREATE TABLE IF NOT EXISTS push_devices (
+				user_id TEXT NOT NULL,
+				device_id TEXT NOT NULL,
+				token TEXT NOT NULL UNIQUE,
+				platform TEXT NOT NULL,
+				updated_at INTEGER NOT NULL,
+				PRIMARY KEY (user_id, device_id)
+			) WITHOUT ROWID;
+		`),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -120,6 +140,9 @@ interface MessageRow {
 	text: string;
 	attachments: string;
 	created_at: number;
+	edited_at: number | null;
+	deleted_at: number | null;
+	change_seq: number;
 }
 
 interface ConversationRow {
@@ -131,6 +154,7 @@ interface ConversationRow {
 	created_at: number;
 	last_seq: number;
 	last_activity_at: number;
+	last_change_seq: number;
 }
 
 interface MemberRow {
@@ -145,7 +169,7 @@ interface MemberRow {
 }
 
 export function rowToMessage(row: MessageRow): Message {
-	return {
+	const message: Message = {
 		id: row.id,
 		conversationId: row.conversation_id,
 		seq: row.seq,
@@ -156,6 +180,10 @@ export function rowToMessage(row: MessageRow): Message {
 		attachments: JSON.parse(row.attachments) as unknown[],
 		createdAt: new Date(row.created_at).toISOString(),
 	};
+	if (row.edited_at) message.editedAt = new Date(row.edited_at).toISOString();
+	if (row.deleted_at) message.deletedAt = new Date(row.deleted_at).toISOString();
+	if (row.change_seq > 0) message.changeSeq = row.change_seq;
+	return message;
 }
 
 const toConversation = (r: ConversationRow): ConversationRecord => ({
@@ -167,6 +195,7 @@ const toConversation = (r: ConversationRow): ConversationRecord => ({
 	createdAt: r.created_at,
 	lastSeq: r.last_seq,
 	lastActivityAt: r.last_activity_at,
+	lastChangeSeq: r.last_change_seq,
 });
 
 const byRole = (a: MemberRow, b: MemberRow) => (a.role < b.role ? -1 : a.role > b.role ? 1 : 0);
@@ -241,7 +270,7 @@ export class SqliteStore implements ChatStore {
 				 ORDER BY m.last_activity_at DESC, m.conversation_id DESC LIMIT ?`,
 			),
 			memberships: db.prepare<[string], Membership>(
-				`SELECT c.id AS conversationId, c.last_seq AS lastSeq, m.last_activity_at AS lastActivityAt
+				`SELECT c.id AS conversationId, c.last_seq AS lastSeq, c.last_change_seq AS lastChangeSeq, m.last_activity_at AS lastActivityAt
 				 FROM members m JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = ? AND ${VISIBLE}`,
 			),
 			contacts: db.prepare<[string, string, number], { user_id: string }>(
@@ -262,6 +291,15 @@ export class SqliteStore implements ChatStore {
 				`UPDATE members SET last_activity_at = ?, sent_count = sent_count + (user_id = ?) WHERE conversation_id = ? RETURNING *`,
 			),
 			toOutbox: db.prepare(`INSERT INTO search_outbox (message_id) VALUES (?)`),
+			nextChangeSeq: db.prepare<[string], { last_change_seq: number }>(
+				`UPDATE conversations SET last_change_seq = last_change_seq + 1 WHERE id = ? RETURNING last_change_seq`,
+			),
+			editMessage: db.prepare(`UPDATE messages SET text = ?, edited_at = ?, change_seq = ? WHERE conversation_id = ? AND seq = ?`),
+			deleteMessage: db.prepare(`UPDATE messages SET text = '', attachments = '[]', deleted_at = ?, change_seq = ? WHERE conversation_id = ? AND seq = ?`),
+			// "change_seq > 0" spelled out so the partial index applies.
+			changesAfter: db.prepare<[string, number, number, number], MessageRow>(
+				`SELECT * FROM messages WHERE conversation_id = ? AND change_seq > 0 AND change_seq > ? AND seq <= ? ORDER BY change_seq LIMIT ?`,
+			),
 			newest: db.prepare<[string, number], MessageRow>(`SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?`),
 			before: db.prepare<[string, number, number], MessageRow>(
 				`SELECT * FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
@@ -378,11 +416,41 @@ export class SqliteStore implements ChatStore {
 				text: req.text,
 				attachments,
 				created_at: req.now,
+				edited_at: null,
+				deleted_at: null,
+				change_seq: 0,
 			}),
 			duplicate: false,
 			conversation: toConversation(bumped),
 			members,
 		};
+	}
+
+	async changeMessage(req: ChangeRequest): Promise<ChangeResult> {
+		return this.db.transaction(() => {
+			const row = this.sql.messageBySeq.get(req.conversationId, req.seq);
+			if (!row) throw notFound("Message not found", { conversationId: req.conversationId, seq: req.seq });
+			if (row.sender_id !== req.editorId) throw forbidden("Only the sender can edit or delete a message");
+			const deleted = row.deleted_at !== null;
+			const unchanged = req.text === null ? deleted : req.text === row.text && !deleted;
+			if (!unchanged && deleted) throw conflict("The message was deleted", { seq: req.seq });
+			if (!unchanged) {
+				const { last_change_seq: changeSeq } = this.sql.nextChangeSeq.get(req.conversationId)!;
+				if (req.text === null) this.sql.deleteMessage.run(req.now, changeSeq, req.conversationId, req.seq);
+				else this.sql.editMessage.run(req.text, req.now, changeSeq, req.conversationId, req.seq);
+				if (this.feedSearch) this.sql.toOutbox.run(row.id);
+			}
+			return {
+				message: rowToMessage(this.sql.messageBySeq.get(req.conversationId, req.seq)!),
+				changed: !unchanged,
+				conversation: toConversation(this.sql.conversation.get(req.conversationId)!),
+				members: this.sql.members.all(req.conversationId).map(toMember),
+			};
+		})();
+	}
+
+	async changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<Message[]> {
+		return this.sql.changesAfter.all(conversationId, afterChangeSeq, uptoSeq, limit).map(rowToMessage);
 	}
 
 	private outbox(): SearchFeed {

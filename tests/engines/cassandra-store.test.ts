@@ -21,7 +21,7 @@ import { Client } from "cassandra-driver";
 import type { Message } from "../../contract";
 import { conversationIdFor, newMessageId } from "../../lib/ids";
 import { CassandraDeviceRegistry } from "../../lib/push/cassandra-device-registry";
-import { ensureSchema, SCHEMA_VERSION } from "../../lib/store/cassandra-schema";
+import { ensureSchema, MIGRATIONS, SCHEMA_VERSION } from "../../lib/store/cassandra-schema";
 import { CassandraStore, type CassandraStoreOptions } from "../../lib/store/cassandra-store";
 import type { AppendRequest, AppendResult, ChatStore } from "../../lib/store/chat-store";
 import { unreadCount } from "../../lib/unread";
@@ -320,6 +320,50 @@ function cassandraEngineTests(): void {
 				await client.execute(`DROP KEYSPACE IF EXISTS ${fresh}`);
 				await client.shutdown();
 			}
+		});
+
+		it("a keyspace at schema version 1 is migrated to 2 at start, and its data keeps working", async () => {
+			const client = adminClient();
+			await client.connect();
+			const v1 = `${keyspace}_v1`;
+			try {
+				await client.execute(`CREATE KEYSPACE ${v1} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`);
+				await client.execute(`CREATE TABLE ${v1}.meta (key text PRIMARY KEY, value text)`);
+				for (const ddl of MIGRATIONS[0]!(v1)) await client.execute(ddl);
+				await client.execute(`INSERT INTO ${v1}.meta (key, value) VALUES ('schema_version', '1')`);
+				await client.execute(`INSERT INTO ${v1}.conversations (id, listing_id, buyer_id, seller_id, created_at) VALUES ('c-old', 'l', 'ob', 'os', toTimestamp(now()))`);
+				await client.execute(`INSERT INTO ${v1}.members (conversation_id, user_id, role) VALUES ('c-old', 'ob', 'buyer')`);
+				await client.execute(`INSERT INTO ${v1}.members (conversation_id, user_id, role) VALUES ('c-old', 'os', 'seller')`);
+
+				const store = await openStore({ keyspace: v1 });
+				const { message } = await store.appendMessage(request("c-old", "ob", "v1-1"));
+				const edited = await store.changeMessage({ conversationId: "c-old", seq: message.seq, editorId: "ob", text: "after the upgrade", now: Date.now() });
+				assert.deepEqual([message.seq, edited.message.changeSeq], [1, 1]);
+				const version = await client.execute(`SELECT value FROM ${v1}.meta WHERE key = 'schema_version'`);
+				assert.equal(version.first().get("value"), String(SCHEMA_VERSION));
+			} finally {
+				await client.execute(`DROP KEYSPACE IF EXISTS ${v1}`);
+				await client.shutdown();
+			}
+		});
+
+		it("two writers editing one conversation at the same time number the changes densely, and the latest edit wins", async () => {
+			const first = await openStore();
+			const second = await openStore();
+			const conversation = await openConversation(first, "ce-b", "ce-s");
+			const { message } = await first.appendMessage(request(conversation.id, "ce-b", "ce-1"));
+			// Each writer learns the change count, then they race.
+			await first.changeMessage({ conversationId: conversation.id, seq: 1, editorId: "ce-b", text: "v0", now: Date.now() });
+			await second.changeMessage({ conversationId: conversation.id, seq: 1, editorId: "ce-b", text: "v0b", now: Date.now() });
+			const results = await Promise.all(
+				range(1, 20).map((i) => (i % 2 ? first : second).changeMessage({ conversationId: conversation.id, seq: message.seq, editorId: "ce-b", text: `v${i}`, now: Date.now() })),
+			);
+			const numbers = results.map((r) => r.message.changeSeq!).sort((a, b) => a - b);
+			assert.deepEqual(numbers, range(3, 22), "dense and unique");
+			const last = results.find((r) => r.message.changeSeq === 22)!.message.text;
+			const [stored] = await first.history(conversation.id, { limit: 1 });
+			assert.deepEqual([stored?.text, stored?.changeSeq], [last, 22], "the row holds the highest-numbered edit");
+			assert.equal((await second.getConversation(conversation.id))?.lastChangeSeq, 22);
 		});
 
 		it("the search feed hands over every appended message until confirmed, and only new ones after", async () => {

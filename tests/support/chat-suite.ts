@@ -250,7 +250,7 @@ describe(`chat between a buyer and a seller (${engines})`, () => {
 		await seller.arrivalOf("typing", (t) => t.userId === "buyer-1" && t.typing === false, 5000, told[told.length - 1]);
 	});
 
-	it("presence: online and offline are seen by people who share a conversation, and by no one else", async () => {
+	it("presence: online and offline are seen by contacts (both have written in a shared conversation), and by no one else", async () => {
 		const ts = await devToken(server.url, "seller-9");
 		const tb = await devToken(server.url, "buyer-9");
 		const watcher = await RawClient.connect(at(1), ts, "s9");
@@ -297,6 +297,88 @@ describe(`chat between a buyer and a seller (${engines})`, () => {
 		assert.ok(scoped.hits.length >= 1);
 	});
 
+	/** Search hits for `q` (the index may be fed asynchronously): waits until `done` holds. */
+	const searchUntil = async (q: string, done: (ids: string[]) => boolean): Promise<string[]> => {
+		let ids: string[] = [];
+		for (const deadline = Date.now() + 10_000; Date.now() < deadline; await sleep(100)) {
+			ids = (await seller.call("search.messages", { q, conversationId })).hits.map((h: { message: Message }) => h.message.id);
+			if (done(ids)) break;
+		}
+		return ids;
+	};
+
+	it("the sender edits and deletes a message: every other device hears it, history and search follow, nobody else may", async () => {
+		const sent = await buyerPhone.call("messages.send", { conversationId, clientMsgId: "edit-me", type: "text", text: "Pickup on Tuesday at the tram stop" });
+		await seller.waitFor("message.new", (m) => m.id === sent.id);
+		assert.deepEqual(await searchUntil("tram", (ids) => ids.includes(sent.id)), [sent.id]);
+
+		const edited = await buyerPhone.call("messages.edit", { conversationId, seq: sent.seq, text: "Pickup on Wednesday at the bakery" });
+		assert.deepEqual([edited.id, edited.seq, edited.text], [sent.id, sent.seq, "Pickup on Wednesday at the bakery"]);
+		assert.ok(edited.editedAt && edited.changeSeq! >= 1);
+		for (const device of [seller, buyerLaptop]) {
+			const update = await device.waitFor("message.updated", (m) => m.id === sent.id && m.changeSeq === edited.changeSeq);
+			assert.deepEqual(update, edited);
+		}
+		const [inHistory] = await seller.call("messages.history", { conversationId, afterSeq: sent.seq - 1, limit: 1 });
+		assert.equal(inHistory.text, edited.text);
+		assert.deepEqual(await searchUntil("bakery", (ids) => ids.includes(sent.id)), [sent.id], "the new words are found");
+		assert.deepEqual(await searchUntil("tram", (ids) => !ids.includes(sent.id)), [], "the old ones are not");
+
+		await expectError(seller.call("messages.edit", { conversationId, seq: sent.seq, text: "hijacked" }), "FORBIDDEN", 403);
+		await expectError(seller.call("messages.delete", { conversationId, seq: sent.seq }), "FORBIDDEN", 403);
+		await expectError(buyerPhone.call("messages.edit", { conversationId, seq: 99_999, text: "nothing there" }), "NOT_FOUND", 404);
+		await expectError(buyerPhone.call("messages.edit", { conversationId, seq: sent.seq, text: " \u200b " }), "VALIDATION_ERROR", 422);
+		await expectError(buyerPhone.call("messages.edit", { conversationId, seq: sent.seq, text: "a".repeat(4001) }), "PAYLOAD_TOO_LARGE", 413);
+		await expectError(buyerPhone.call("messages.edit", { conversationId, seq: 0, text: "x" }), "VALIDATION_ERROR", 422);
+		await expectError(buyerPhone.call("messages.delete", { conversationId, seq: "1" } as never), "VALIDATION_ERROR", 422);
+
+		const deleted = await buyerPhone.call("messages.delete", { conversationId, seq: sent.seq });
+		assert.deepEqual([deleted.text, deleted.attachments, Boolean(deleted.deletedAt), deleted.changeSeq], ["", [], true, edited.changeSeq! + 1]);
+		await seller.waitFor("message.updated", (m) => m.id === sent.id && m.deletedAt !== undefined);
+		assert.deepEqual(await searchUntil("bakery", (ids) => !ids.includes(sent.id)), [], "a deleted message is not found");
+		await expectError(buyerPhone.call("messages.edit", { conversationId, seq: sent.seq, text: "undo" }), "CONFLICT", 409);
+		const again = await buyerPhone.call("messages.delete", { conversationId, seq: sent.seq });
+		assert.equal(again.changeSeq, deleted.changeSeq, "deleting again changes nothing");
+	});
+
+	it("a device offline during edits and deletes catches up on each through sync, once, as it stands", async () => {
+		const token = await devToken(server.url, "buyer-1");
+		const tablet = await RawClient.connect(at(0), token, "tablet-edits");
+		const first = await buyerPhone.call("messages.send", { conversationId, clientMsgId: "off-1", type: "text", text: "first draft" });
+		const second = await buyerPhone.call("messages.send", { conversationId, clientMsgId: "off-2", type: "text", text: "to be taken back" });
+		// The tablet is up to date: messages and changes so far.
+		const cursors: Record<string, number> = {};
+		const changeCursors: Record<string, number> = {};
+		for (let more = true; more; ) {
+			const page = await tablet.call("messages.sync", { cursors, changeCursors });
+			for (const c of page.conversations) cursors[c.id] ??= 0;
+			for (const m of [...page.messages, ...(page.changes ?? [])]) {
+				if (m.changeSeq) changeCursors[m.conversationId] = Math.max(changeCursors[m.conversationId] ?? 0, m.changeSeq);
+			}
+			for (const m of page.messages) cursors[m.conversationId] = m.seq;
+			more = page.more;
+		}
+		assert.equal(cursors[conversationId], second.seq);
+		const settled = await tablet.call("messages.sync", { cursors, changeCursors });
+		assert.deepEqual(settled.changes, [], "nothing changed since");
+		tablet.close();
+
+		await buyerPhone.call("messages.edit", { conversationId, seq: first.seq, text: "second draft" });
+		const finalEdit = await buyerPhone.call("messages.edit", { conversationId, seq: first.seq, text: "final draft" });
+		const deleted = await buyerPhone.call("messages.delete", { conversationId, seq: second.seq });
+
+		const back = await RawClient.connect(at(0), token, "tablet-edits");
+		try {
+			const page = await back.call("messages.sync", { cursors, changeCursors });
+			assert.deepEqual(page.messages, [], "no new messages");
+			assert.deepEqual(page.changes, [finalEdit, deleted], "each changed message once, as it stands, in change order");
+			const without = await back.call("messages.sync", { cursors });
+			assert.equal(without.changes, undefined, "a 1.0 client that sends no change cursors gets no changes field");
+		} finally {
+			back.close();
+		}
+	});
+
 	it("a non-member cannot read, send, type, search or see receipts of a conversation", async () => {
 		const intruder = await RawClient.connect(server.url, await devToken(server.url, "intruder"), "i");
 		try {
@@ -304,6 +386,8 @@ describe(`chat between a buyer and a seller (${engines})`, () => {
 			await expectError(intruder.call("messages.history", { conversationId }), "FORBIDDEN", 403);
 			await expectError(intruder.call("messages.send", { conversationId, clientMsgId: "evil", type: "text", text: "hi" }), "FORBIDDEN", 403);
 			await expectError(intruder.call("typing.set", { conversationId, typing: true }), "FORBIDDEN", 403);
+			await expectError(intruder.call("messages.edit", { conversationId, seq: 1, text: "mine now" }), "FORBIDDEN", 403);
+			await expectError(intruder.call("messages.delete", { conversationId, seq: 1 }), "FORBIDDEN", 403);
 			await expectError(intruder.call("receipts.mark", { conversationId, seq: 1, state: "read" }), "FORBIDDEN", 403);
 			await expectError(intruder.call("search.messages", { q: "bike", conversationId }), "FORBIDDEN", 403);
 			const everywhere = await intruder.call("search.messages", { q: "bike" });

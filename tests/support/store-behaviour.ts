@@ -123,6 +123,47 @@ export function storeBehaviour(engine: string, create: () => Promise<ChatStore>)
 			assert.equal(page1.entries[0]?.lastMessage?.clientMsgId, "i4");
 		});
 
+		it("the sender edits and deletes; reads show the message as it stands; changes are numbered 1, 2, 3 per conversation", async () => {
+			const { conversation } = await open("ed-b", "ed-s", "ed-l");
+			for (const i of [1, 2, 3]) await store.appendMessage(send(conversation.id, i === 3 ? "ed-s" : "ed-b", `ed-${i}`, `text ${i}`));
+			const edited = await store.changeMessage({ conversationId: conversation.id, seq: 2, editorId: "ed-b", text: "text 2, fixed", now: now + 1 });
+			assert.equal(edited.changed, true);
+			assert.deepEqual([edited.message.seq, edited.message.text, edited.message.changeSeq, edited.message.editedAt], [2, "text 2, fixed", 1, new Date(now + 1).toISOString()]);
+			const deleted = await store.changeMessage({ conversationId: conversation.id, seq: 1, editorId: "ed-b", text: null, now: now + 2 });
+			assert.deepEqual([deleted.message.text, deleted.message.attachments, deleted.message.changeSeq, deleted.message.deletedAt], ["", [], 2, new Date(now + 2).toISOString()]);
+			await store.changeMessage({ conversationId: conversation.id, seq: 2, editorId: "ed-b", text: "text 2, final", now: now + 3 });
+
+			const history = await store.history(conversation.id, { limit: 10 });
+			assert.deepEqual(history.map((m) => [m.seq, m.text, m.changeSeq ?? 0]), [[1, "", 2], [2, "text 2, final", 3], [3, "text 3", 0]]);
+			assert.equal((await store.getConversation(conversation.id))?.lastSeq, 3, "a change takes no seq");
+			assert.equal((await store.getConversation(conversation.id))?.lastChangeSeq, 3);
+			assert.equal((await store.memberships("ed-b")).find((m) => m.conversationId === conversation.id)?.lastChangeSeq, 3);
+
+			const changed = (after: number, upto: number) => store.changesAfter(conversation.id, after, upto, 10).then((ms) => ms.map((m) => [m.seq, m.changeSeq]));
+			assert.deepEqual(await changed(0, 3), [[1, 2], [2, 3]], "each changed message once, as it stands, in change order");
+			assert.deepEqual(await changed(2, 3), [[2, 3]]);
+			assert.deepEqual(await changed(0, 1), [[1, 2]], "only messages the device holds");
+			assert.deepEqual(await changed(3, 3), []);
+			assert.deepEqual(await store.changesAfter(conversation.id, 0, 3, 1).then((ms) => ms.map((m) => m.seq)), [1], "at most limit");
+		});
+
+		it("only the sender changes a message, a deleted one stays deleted, and a repeat changes nothing", async () => {
+			const { conversation } = await open("ec-b", "ec-s", "ec-l");
+			await store.appendMessage(send(conversation.id, "ec-b", "ec-1", "mine"));
+			const change = (seq: number, editorId: string, text: string | null) => store.changeMessage({ conversationId: conversation.id, seq, editorId, text, now });
+			await assert.rejects(change(1, "ec-s", "not yours"), (e: { type: string }) => e.type === "FORBIDDEN");
+			await assert.rejects(change(7, "ec-b", "nothing there"), (e: { type: string }) => e.type === "NOT_FOUND");
+			const same = await change(1, "ec-b", "mine");
+			assert.deepEqual([same.changed, same.message.changeSeq], [false, undefined], "the same text is no change");
+			assert.equal((await change(1, "ec-b", null)).changed, true);
+			const again = await change(1, "ec-b", null);
+			assert.deepEqual([again.changed, again.message.changeSeq], [false, 1], "deleting twice is one change");
+			await assert.rejects(change(1, "ec-b", "back from the dead"), (e: { type: string }) => e.type === "CONFLICT");
+			assert.equal((await store.getConversation(conversation.id))?.lastChangeSeq, 1, "refused changes take no number");
+			const [entry] = (await store.inbox("ec-b", 5)).entries.filter((e) => e.conversation.id === conversation.id);
+			assert.deepEqual([entry?.lastMessage?.text, Boolean(entry?.lastMessage?.deletedAt)], ["", true], "the inbox preview shows the deletion");
+		});
+
 		it("a conversation opened with a seller reaches the seller's inbox and memberships only with its first message", async () => {
 			const { conversation } = await open("hid-buyer", "hid-seller", "hid-listing");
 			assert.deepEqual((await store.memberships("hid-buyer")).map((m) => m.conversationId), [conversation.id], "the buyer sees what they opened");
@@ -130,7 +171,7 @@ export function storeBehaviour(engine: string, create: () => Promise<ChatStore>)
 			assert.deepEqual((await store.inbox("hid-seller", 10)).entries, []);
 			await store.appendMessage({ ...send(conversation.id, "hid-buyer", "hid-1"), now: now + 5000 });
 			const [membership] = await store.memberships("hid-seller");
-			assert.deepEqual(membership, { conversationId: conversation.id, lastSeq: 1, lastActivityAt: now + 5000 });
+			assert.deepEqual(membership, { conversationId: conversation.id, lastSeq: 1, lastChangeSeq: 0, lastActivityAt: now + 5000 });
 			assert.deepEqual((await store.inbox("hid-seller", 10)).entries.map((e) => e.conversation.id), [conversation.id]);
 		});
 

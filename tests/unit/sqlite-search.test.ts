@@ -7,7 +7,7 @@ import Database from "better-sqlite3";
 import type { Message } from "../../contract";
 import { newMessageId } from "../../lib/ids";
 import { SqliteSearch, type SearchStats, type SqliteSearchOptions } from "../../lib/search/sqlite-search";
-import { SCHEMA_VERSION, SqliteStore } from "../../lib/store/sqlite-store";
+import { SCHEMA_VERSION, STORE_SCHEMA, SqliteStore } from "../../lib/store/sqlite-store";
 import { searchBehaviour, type MessageDraft } from "../support/search-behaviour";
 
 /** A store and a search index over a fresh data directory; messages reach the index the production way (triggers). */
@@ -201,7 +201,6 @@ describe("SQLite search: databases from older versions", () => {
 		const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "parley-search-v0-"));
 		try {
 			// Made the way the code before versioning made it, then filled by that code's triggers.
-			const { STORE_SCHEMA } = await import("../../lib/store/sqlite-store");
 			const old = new Database(path.join(dataDir, "parley.db"));
 			old.exec(STORE_SCHEMA);
 			old.exec(VERSION_0_INDEX);

@@ -13,6 +13,7 @@ function world(count: number, perConversation: number, textOf = (_seq: number) =
 	const memberships: Membership[] = Array.from({ length: count }, (_, i) => ({
 		conversationId: `c${String(i).padStart(5, "0")}`,
 		lastSeq: perConversation,
+		lastChangeSeq: 0,
 		lastActivityAt: 1000 + i,
 	}));
 	const calls = { summaries: [] as string[][], receipts: [] as string[][] };
@@ -23,6 +24,9 @@ function world(count: number, perConversation: number, textOf = (_seq: number) =
 				out.push({ id: `${conversationId}-${seq}`, conversationId, seq, senderId: "peer", clientMsgId: `m${seq}`, type: "text", text: textOf(seq), attachments: [], createdAt: "" });
 			}
 			return out;
+		},
+		async changesAfter(): Promise<Message[]> {
+			return [];
 		},
 		async summaries(ids: string[]): Promise<ConversationSummary[]> {
 			calls.summaries.push(ids);
