@@ -11,7 +11,7 @@ import { SEARCH_INDEX_CHANNEL, chunkForChannel } from "../lib/search/index-chann
 import { SearchOutboxRelay } from "../lib/search/outbox-relay";
 import { newMessageId } from "../lib/ids";
 import { messagePushJob } from "../lib/push/notifications";
-import { PUSH_CHANNEL } from "../lib/push/push-channel";
+import { PushHandOff } from "../lib/push/push-hand-off";
 import { checkedText } from "../lib/message-text";
 import type { AppendResult, ChangeResult, Membership } from "../lib/store/chat-store";
 import { summaryView } from "../lib/summaries";
@@ -57,6 +57,7 @@ export default function messagesService(config: Config): ServiceSchema {
 	const store = createChatStore(config, { feedsSearch: true });
 	const fanout = new Fanout();
 	let relay: SearchOutboxRelay | undefined;
+	let pushes: PushHandOff | undefined;
 	const { maxTextLength, historyMaxLimit, syncMaxLimit } = config.limits;
 
 	/** Tells every other device of every member; each member's summary carries their own unread. */
@@ -100,6 +101,7 @@ export default function messagesService(config: Config): ServiceSchema {
 		mixins: [opensOnStart(store), withFanout(fanout)],
 
 		started(this: Service) {
+			pushes = new PushHandOff((channel, batch) => this.broker.sendToChannel(channel, batch), (err) => this.logger.warn("push hand-off failed:", err.message));
 			const feed = store.searchFeed;
 			if (!feed) return;
 			// In a cluster the outbox drains into a durable channel that any search node consumes.
@@ -115,6 +117,7 @@ export default function messagesService(config: Config): ServiceSchema {
 
 		async stopped() {
 			await relay?.stop();
+			await pushes?.drain();
 		},
 
 		actions: {
@@ -150,7 +153,7 @@ export default function messagesService(config: Config): ServiceSchema {
 					// The ack is the commit; fan-out failures must not turn a stored message into an error.
 					announce(result, ctx.meta.sessionId).catch((err: Error) => this.logger.warn("fan-out failed:", err.message));
 					// Devices that are not connected hear of it by push (after the commit; a crash in between loses only the push).
-					if (!result.duplicate) this.broker.sendToChannel(PUSH_CHANNEL, messagePushJob(result)).catch((err: Error) => this.logger.warn("push hand-off failed:", err.message));
+					if (!result.duplicate) pushes?.submit(messagePushJob(result));
 					return result.message;
 				},
 			},

@@ -10,7 +10,9 @@ import type { Config } from "../config";
 import type { PushDevice } from "../lib/push/device-registry";
 import { invalid } from "../lib/errors";
 import type { PushSender } from "../lib/push/fcm-sender";
-import { messageNotification, readNotification, type PushJob } from "../lib/push/notifications";
+import type { Message as FcmMessage } from "firebase-admin/messaging";
+import { messageNotification, readNotification } from "../lib/push/notifications";
+import type { PushBatch } from "../lib/push/push-hand-off";
 import { PUSH_CHANNEL, PUSH_DEAD_LETTER_CHANNEL, PUSH_IN_FLIGHT, PUSH_MAX_AGE_MS, PUSH_MAX_RETRIES, PUSH_PATIENCE_MS, PUSH_STREAM_LIMITS } from "../lib/push/push-channel";
 import type { SessionInfo } from "../lib/presence/presence-registry";
 import { callerOf, type CallerMeta } from "../mixins/caller";
@@ -26,41 +28,52 @@ export default function pushService(config: Config): ServiceSchema {
 	const registry = createDeviceRegistry(config);
 	let sender: PushSender | null = null;
 
-	/** Sends, retrying what FCM could not take right now; returns what is still failing after the patience. */
-	const sendWithPatience = async (service: Service, devices: PushDevice[], build: (d: PushDevice) => Parameters<PushSender["send"]>[0][number]) => {
-		let pending = devices;
+	/** Sends, retrying what FCM could not take right now; returns how many still fail after the patience. */
+	const sendWithPatience = async (service: Service, notifications: { device: PushDevice; message: FcmMessage }[]): Promise<number> => {
+		let pending = notifications;
 		const deadline = Date.now() + PUSH_PATIENCE_MS;
 		for (let attempt = 0; pending.length > 0; attempt++) {
-			const outcomes = await sender!.send(pending.map(build));
-			const gone = pending.filter((_, i) => outcomes[i] === "gone");
+			const outcomes = await sender!.send(pending.map((n) => n.message));
+			const gone = pending.filter((_, i) => outcomes[i] === "gone").map((n) => n.device);
 			if (gone.length > 0) await registry.forget(gone);
-			const refused = pending.filter((_, i) => outcomes[i] === "refused");
-			if (refused.length > 0) service.logger.warn(`push: FCM refused ${refused.length} message(s) for good`);
+			const refused = outcomes.filter((o) => o === "refused").length;
+			if (refused > 0) service.logger.warn(`push: FCM refused ${refused} message(s) for good`);
 			pending = pending.filter((_, i) => outcomes[i] === "retry");
 			if (pending.length === 0 || Date.now() > deadline) break;
 			await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)));
 		}
-		return pending;
+		return pending.length;
 	};
 
-	/** One job: the recipients' registered devices minus those connected now (they got the live event). */
-	const deliver = async (service: Service, job: PushJob) => {
+	/**
+	 * One batch of jobs: the recipients' registered devices minus those connected now (they got
+	 * the live event). One device look-up and one session look-up per batch.
+	 */
+	const deliver = async (service: Service, batch: PushBatch) => {
 		if (!sender) return;
 		// A push about something long past would only confuse: drop it rather than show it late.
-		if (Date.now() - job.queuedAt > PUSH_MAX_AGE_MS) return;
-		const userIds = job.kind === "message" ? job.recipients.map((r) => r.userId) : [job.userId];
+		const jobs = batch.jobs.filter((job) => Date.now() - job.queuedAt <= PUSH_MAX_AGE_MS);
+		const userIds = [...new Set(jobs.flatMap((job) => (job.kind === "message" ? job.recipients.map((r) => r.userId) : [job.userId])))];
 		const devices = await registry.devicesOf(userIds);
 		if (devices.length === 0) return;
-		const sessions = await service.broker.call<SessionInfo[], { userIds: string[] }>("presence.sessionsOf", { userIds });
+		const withDevices = [...new Set(devices.map((d) => d.userId))];
+		const sessions = await service.broker.call<SessionInfo[], { userIds: string[] }>("presence.sessionsOf", { userIds: withDevices });
 		const live = new Set(sessions.map((s) => deviceKey(s.userId, s.deviceId)));
-		const offline = devices.filter((d) => !live.has(deviceKey(d.userId, d.deviceId)));
-		if (offline.length === 0) return;
-		const unread = new Map(job.kind === "message" ? job.recipients.map((r) => [r.userId, r.unread]) : [[job.userId, job.unread]]);
-		const failing = await sendWithPatience(service, offline, (d) =>
-			job.kind === "message" ? messageNotification(d, job.message, job.listingTitle, unread.get(d.userId) ?? 0) : readNotification(d, job.conversationId, job.unread),
-		);
-		// The channel redelivers (and after its retries parks the job in the dead-letter stream).
-		if (failing.length > 0) throw new Error(`FCM did not take ${failing.length} notification(s); will retry`);
+		const offlineOf = new Map<string, PushDevice[]>();
+		for (const d of devices) if (!live.has(deviceKey(d.userId, d.deviceId))) offlineOf.set(d.userId, [...(offlineOf.get(d.userId) ?? []), d]);
+		const notifications: { device: PushDevice; message: FcmMessage }[] = [];
+		for (const job of jobs) {
+			if (job.kind === "message") {
+				for (const r of job.recipients) {
+					for (const device of offlineOf.get(r.userId) ?? []) notifications.push({ device, message: messageNotification(device, job.message, job.listingTitle, r.unread) });
+				}
+			} else {
+				for (const device of offlineOf.get(job.userId) ?? []) notifications.push({ device, message: readNotification(device, job.conversationId, job.unread) });
+			}
+		}
+		const failing = await sendWithPatience(service, notifications);
+		// The channel redelivers (and after its retries parks the batch in the dead-letter stream).
+		if (failing > 0) throw new Error(`FCM did not take ${failing} notification(s); will retry`);
 	};
 
 	return {
@@ -71,11 +84,12 @@ export default function pushService(config: Config): ServiceSchema {
 			[PUSH_CHANNEL]: {
 				group: "push",
 				maxRetries: PUSH_MAX_RETRIES,
-				maxInFlight: PUSH_IN_FLIGHT,
+				// In one process the channel is local events: no bulkhead (whose overflow would drop batches).
+				maxInFlight: config.profile === "cluster" ? PUSH_IN_FLIGHT : undefined,
 				deadLettering: { enabled: true, queueName: PUSH_DEAD_LETTER_CHANNEL },
 				nats: { consumerOptions: { config: { deliver_policy: "all" } }, streamConfig: PUSH_STREAM_LIMITS },
-				async handler(this: Service, job: PushJob) {
-					await deliver(this, job);
+				async handler(this: Service, batch: PushBatch) {
+					await deliver(this, batch);
 				},
 			},
 		},

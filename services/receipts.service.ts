@@ -11,7 +11,7 @@ import { Batcher } from "../lib/batcher";
 import { forbidden } from "../lib/errors";
 import { inChunks } from "../lib/in-chunks";
 import type { PushJob } from "../lib/push/notifications";
-import { PUSH_CHANNEL } from "../lib/push/push-channel";
+import { PushHandOff } from "../lib/push/push-hand-off";
 import { coalesceMarks } from "../lib/receipt-batch";
 import type { WatermarkResult, WatermarkUpdate } from "../lib/store/chat-store";
 import { summaryView } from "../lib/summaries";
@@ -28,6 +28,7 @@ export default function receiptsService(config: Config): ServiceSchema {
 	const store = createChatStore(config);
 	const fanout = new Fanout();
 	let service: Service;
+	let pushes: PushHandOff;
 
 	const announce = async (result: WatermarkResult) => {
 		const { member } = result;
@@ -44,7 +45,7 @@ export default function receiptsService(config: Config): ServiceSchema {
 		await fanout.toUsers([member.userId], "conversation.updated", summary);
 		// The user's devices that are not connected clear the notification too (a silent push).
 		const job: PushJob = { kind: "read", conversationId: member.conversationId, userId: member.userId, unread: summary.unread, queuedAt: Date.now() };
-		await service.broker.sendToChannel(PUSH_CHANNEL, job);
+		pushes.submit(job);
 	};
 
 	/** One flush: coalesce, write once per key, answer every caller with its key's result, then fan out. */
@@ -65,10 +66,12 @@ export default function receiptsService(config: Config): ServiceSchema {
 
 		created(this: Service) {
 			service = this;
+			pushes = new PushHandOff((channel, batch) => this.broker.sendToChannel(channel, batch), (err) => this.logger.warn("push hand-off failed:", err.message));
 		},
 
 		async stopped() {
 			await batcher.drain();
+			await pushes.drain();
 		},
 
 		actions: {

@@ -16,6 +16,7 @@ const toDevice = (r: Row): PushDevice => ({ userId: r.user_id, deviceId: r.devic
 
 export class SqliteDeviceRegistry implements DeviceRegistry {
 	private db!: Database.Database;
+	private byUsers: Database.Statement | undefined;
 
 	constructor(private readonly dataDir: string) {}
 
@@ -48,8 +49,9 @@ export class SqliteDeviceRegistry implements DeviceRegistry {
 
 	async devicesOf(userIds: string[]): Promise<PushDevice[]> {
 		if (userIds.length === 0) return [];
-		const rows = this.db.prepare(`SELECT * FROM push_devices WHERE user_id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(userIds)) as Row[];
-		return rows.map(toDevice);
+		// Asked once per push batch, on the message path: prepared once.
+		this.byUsers ??= this.db.prepare(`SELECT * FROM push_devices WHERE user_id IN (SELECT value FROM json_each(?))`);
+		return (this.byUsers.all(JSON.stringify(userIds)) as Row[]).map(toDevice);
 	}
 
 	async forget(devices: PushDevice[]): Promise<void> {
