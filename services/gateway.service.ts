@@ -42,6 +42,7 @@ export default function gatewayService(config: Config): ServiceSchema {
 	};
 	let io: Server | undefined;
 	let draining: Promise<void> | undefined;
+	const unavailableLog = new OverloadLog();
 
 	const sendJson = (res: ServerResponse, status: number, body: unknown) => {
 		res.statusCode = status;
@@ -247,7 +248,8 @@ export default function gatewayService(config: Config): ServiceSchema {
 
 			socketOnError(this: Service, err: Error, respond: (e: unknown) => void) {
 				const wire = toWireError(err);
-				if (wire.code >= 500) this.logger.error("call failed:", err);
+				if (wire.type === "UNAVAILABLE") unavailableLog.note(err, this.logger);
+				else if (wire.code >= 500) this.logger.error("call failed:", err);
 				respond(wire);
 			},
 		},
@@ -307,3 +309,23 @@ function connectError(err: unknown): Error & { data: unknown } {
 	return error;
 }
 
+
+/**
+ * UNAVAILABLE answers come in floods (an overloaded node sheds thousands of calls a second, or
+ * an engine restarts): one warning per interval with the count and the last cause, not a stack each.
+ */
+class OverloadLog {
+	private count = 0;
+	private last: Error | undefined;
+	private timer: NodeJS.Timeout | undefined;
+
+	note(err: Error, logger: Service["logger"], intervalMs = 5000): void {
+		this.count++;
+		this.last = err;
+		this.timer ??= setTimeout(() => {
+			logger.warn(`${this.count} call(s) answered UNAVAILABLE in the last ${intervalMs / 1000} s; last cause: ${this.last?.name}: ${this.last?.message}`);
+			this.count = 0;
+			this.timer = undefined;
+		}, intervalMs).unref();
+	}
+}

@@ -5,7 +5,7 @@
  */
 import { Client, errors as driverErrors, types, type QueryOptions } from "cassandra-driver";
 import type { Message } from "../../contract";
-import { unavailable } from "../errors";
+import { ParleyError } from "../errors";
 import { checkKeyspaceName, type Replication } from "./cassandra-schema";
 import type { ConversationRecord, MemberRecord } from "./chat-store";
 
@@ -253,6 +253,7 @@ const TRANSIENT_RESPONSES = new Set<number>([
 /** Errors that a later attempt may not meet: lost connections, timeouts, a node starting or stopping. */
 export function isTransient(err: unknown): boolean {
 	if (err instanceof SeqTakenError) return true;
+	if (err instanceof StorageUnavailable) return true;
 	if (err instanceof driverErrors.ResponseError) return TRANSIENT_RESPONSES.has(err.code);
 	if (
 		err instanceof driverErrors.NoHostAvailableError ||
@@ -267,9 +268,22 @@ export function isTransient(err: unknown): boolean {
 	return plain && /socket|connection/i.test((err as Error).message);
 }
 
-/** What callers see when Cassandra stays unreachable: UNAVAILABLE (503), so clients retry with the same clientMsgId. */
+/** What callers see when Cassandra does not answer: UNAVAILABLE (503), so clients retry (sends with the same clientMsgId). */
+class StorageUnavailable extends ParleyError {
+	constructor(override readonly cause: unknown) {
+		super("Message storage is temporarily unavailable, retry", 503, "UNAVAILABLE");
+		// Rebuilt by name on the other side of the transporter (ParleyErrorRegenerator).
+		this.name = "ParleyError";
+	}
+}
+
 export function storageUnavailable(cause: unknown): Error {
-	return Object.assign(unavailable("Message storage is temporarily unavailable, retry"), { cause });
+	return cause instanceof StorageUnavailable ? cause : new StorageUnavailable(cause);
+}
+
+/** A transient driver failure becomes UNAVAILABLE for the caller; anything else stays what it is. */
+function asUnavailable(err: unknown): unknown {
+	return isTransient(err) ? storageUnavailable(err) : err;
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -297,7 +311,11 @@ export class CassandraIo {
 	}
 
 	async rows(query: string, params: unknown[]): Promise<Row[]> {
-		return (await this.client.execute(query, params, this.options({ isIdempotent: true }))).rows;
+		try {
+			return (await this.client.execute(query, params, this.options({ isIdempotent: true }))).rows;
+		} catch (err) {
+			throw asUnavailable(err);
+		}
 	}
 
 	async first(query: string, params: unknown[]): Promise<Row | null> {
@@ -306,8 +324,12 @@ export class CassandraIo {
 
 	/** Reads through a linearizable (Paxos) read, which also completes any conditional write left half done. */
 	async serialFirst(query: string, params: unknown[]): Promise<Row | null> {
-		const rs = await this.client.execute(query, params, this.options({ isIdempotent: true, consistency: this.settings.serialConsistency }));
-		return rs.first() ?? null;
+		try {
+			const rs = await this.client.execute(query, params, this.options({ isIdempotent: true, consistency: this.settings.serialConsistency }));
+			return rs.first() ?? null;
+		} catch (err) {
+			throw asUnavailable(err);
+		}
 	}
 
 	/** Every row of a possibly large read, one page of `fetchSize` at a time; `serial` reads at LOCAL_SERIAL. */
@@ -315,14 +337,23 @@ export class CassandraIo {
 		let pageState: string | undefined;
 		const consistency = serial ? this.settings.serialConsistency : this.settings.consistency;
 		do {
-			const rs = await this.client.execute(query, params, this.options({ isIdempotent: true, fetchSize, pageState, consistency }));
+			let rs;
+			try {
+				rs = await this.client.execute(query, params, this.options({ isIdempotent: true, fetchSize, pageState, consistency }));
+			} catch (err) {
+				throw asUnavailable(err);
+			}
 			yield* rs.rows;
 			pageState = rs.pageState ?? undefined;
 		} while (pageState);
 	}
 
 	async write(query: string, params: unknown[]): Promise<void> {
-		await this.client.execute(query, params, this.options({ isIdempotent: true }));
+		try {
+			await this.client.execute(query, params, this.options({ isIdempotent: true }));
+		} catch (err) {
+			throw asUnavailable(err);
+		}
 	}
 
 	/** A lightweight transaction: applied, or the row as it stands. */
@@ -339,6 +370,10 @@ export class CassandraIo {
 
 	/** A logged batch of absolute values: applied whole or not at all, and re-running it changes nothing. */
 	async batch(list: Statement[]): Promise<void> {
-		await this.client.batch(list, this.options({ logged: true, isIdempotent: true }));
+		try {
+			await this.client.batch(list, this.options({ logged: true, isIdempotent: true }));
+		} catch (err) {
+			throw asUnavailable(err);
+		}
 	}
 }
