@@ -19,9 +19,9 @@ import type {
 	TypingEvent,
 	WireError,
 } from "../contract";
-import { ClientState, type OutboxEntry } from "./state";
+import { ClientState, type FailedEntry, type OutboxEntry } from "./state";
 
-export type { OutboxEntry } from "./state";
+export type { FailedEntry, OutboxEntry } from "./state";
 
 export interface ParleyClientOptions {
 	/** One server, or several gateways of a cluster: a reconnect moves on to the next one. */
@@ -208,6 +208,22 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 		return this.state.outbox();
 	}
 
+	/** Messages the server refused for good (not a member, invalid...), kept until retried or discarded. */
+	failed(): FailedEntry[] {
+		return this.state.failed();
+	}
+
+	/** Puts a failed message back in the outbox, with its clientMsgId, so it cannot be stored twice. */
+	retryFailed(clientMsgId: string): Promise<Message> {
+		const entry = this.state.unfail(clientMsgId);
+		if (!entry) return Promise.reject(new Error(`no failed message ${clientMsgId}`));
+		return this.send(entry.conversationId, entry.text, entry.clientMsgId);
+	}
+
+	discardFailed(clientMsgId: string): void {
+		this.state.unfail(clientMsgId);
+	}
+
 	/** A typed call of a socket action. */
 	call<A extends ActionName>(action: A, params: ParamsOf<A>): Promise<ResultOf<A>> {
 		return new Promise((resolve, reject) => {
@@ -371,7 +387,8 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 					}
 					failures = internalErrors = 0;
 					// The server refused it for good (forbidden, invalid...): retrying cannot help.
-					this.state.dequeue(entry.clientMsgId);
+					// Kept with the reason, not dropped: the app can show it and offer a retry or discard.
+					this.state.fail(entry, err instanceof ParleyCallError ? err.wire : { name: "Error", message: String(err), code: 500, type: "INTERNAL" });
 					this.settle(entry.clientMsgId, (w) => w.reject(err as Error));
 				}
 			}

@@ -13,21 +13,28 @@ export interface OutboxEntry {
 	queuedAt: string;
 }
 
+/** A message the server refused for good, with its answer. */
+export interface FailedEntry extends OutboxEntry {
+	error: { type: string; code: number; message: string };
+}
+
 interface Saved {
 	outbox: OutboxEntry[];
+	failed: FailedEntry[];
 	cursors: Record<string, number>;
 	/** Last edit/delete applied, per conversation. */
 	changeCursors: Record<string, number>;
 }
 
 export class ClientState {
-	private readonly data: Saved = { outbox: [], cursors: {}, changeCursors: {} };
+	private readonly data: Saved = { outbox: [], failed: [], cursors: {}, changeCursors: {} };
 	private saveTimer: NodeJS.Timeout | undefined;
 
 	constructor(private readonly file?: string) {
 		if (file && fs.existsSync(file)) {
 			const saved = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<Saved>;
 			this.data.outbox = saved.outbox ?? [];
+			this.data.failed = saved.failed ?? [];
 			this.data.cursors = saved.cursors ?? {};
 			this.data.changeCursors = saved.changeCursors ?? {};
 		}
@@ -79,6 +86,24 @@ export class ClientState {
 	enqueue(entry: OutboxEntry): void {
 		this.data.outbox.push(entry);
 		this.save();
+	}
+
+	/** Moves an entry from the outbox to the failed list, at once on disk. */
+	fail(entry: OutboxEntry, error: { type: string; code: number; message: string }): void {
+		this.data.outbox = this.data.outbox.filter((e) => e.clientMsgId !== entry.clientMsgId);
+		this.data.failed.push({ ...entry, error: { type: error.type, code: error.code, message: error.message } });
+		this.save();
+	}
+
+	failed(): FailedEntry[] {
+		return [...this.data.failed];
+	}
+
+	unfail(clientMsgId: string): FailedEntry | undefined {
+		const entry = this.data.failed.find((e) => e.clientMsgId === clientMsgId);
+		this.data.failed = this.data.failed.filter((e) => e.clientMsgId !== clientMsgId);
+		this.save();
+		return entry;
 	}
 
 	dequeue(clientMsgId: string): void {
