@@ -36,6 +36,7 @@ function device(label: string, client: ParleyClient) {
 	client.on("typing", (t) => log("typing", t, `${t.userId === buyerId ? "buyer" : "seller"} ${t.typing ? "is typing…" : "stopped typing"}`));
 	client.on("conversation", (c) => log("conversation", c, `"${c.listingTitle}" unread ${c.unread}, last #${c.lastSeq}`));
 	client.on("presence", (p) => log("presence", p, `${p.userId === buyerId ? "buyer" : "seller"} ${p.online ? "online" : "offline"}`));
+	client.on("updated", (m) => log("updated", m, m.deletedAt ? `#${m.seq} was deleted` : `#${m.seq} now reads: "${m.text}"`));
 	return {
 		client,
 		async expect(what: string, event: string, predicate: (data: any) => boolean, timeoutMs = 3000) {
@@ -88,6 +89,12 @@ async function main(): Promise<void> {
 	await laptop.client.markRead(conversationId, reply.seq);
 	await phone.expect("unread back to 0 on the phone", "conversation", (c) => c.id === conversationId && c.unread === 0);
 	await seller.expect("read receipt from the buyer", "receipt", (r) => r.userId === buyerId && r.read >= reply.seq);
+
+	step("seller corrects the reply");
+	const fixed = await seller.client.call("messages.edit", { conversationId, seq: reply.seq, text: "Yes! You can see it tomorrow at 11." });
+	console.log(`seller/phone   edited        #${fixed.seq} (change ${fixed.changeSeq})`);
+	await phone.expect("buyer's phone shows the corrected text", "updated", (m) => m.id === reply.id && m.text === fixed.text);
+	await laptop.expect("and so does the laptop", "updated", (m) => m.id === reply.id && m.text === fixed.text);
 
 	step("search");
 	const { hits } = await seller.client.call("search.messages", { q: "bike", conversationId });
