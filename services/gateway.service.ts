@@ -12,7 +12,7 @@ import type { Server, Socket } from "socket.io";
 import { PROTOCOL_VERSION, SOCKET_ACTIONS, type AuthUser, type Role } from "../contract";
 import type { Config } from "../config";
 import { TokenVerifier, isValidUserId } from "../lib/auth";
-import { ParleyError, invalid, rateLimited, toWireError } from "../lib/errors";
+import { ParleyError, invalid, rateLimited, toWireError, unavailable } from "../lib/errors";
 import type { Delivery } from "../lib/fanout";
 import type { SessionInfo } from "../lib/presence/presence-registry";
 import { TokenBuckets } from "../lib/rate-limiter";
@@ -172,6 +172,9 @@ export default function gatewayService(config: Config): ServiceSchema {
 				} catch (err) {
 					throw connectError(err);
 				}
+				// The connection may have closed during those awaits, and its "close" event is gone for
+				// good: listening now would never hear it, leaking a slot and leaving a session "online".
+				if (socket.conn.readyState !== "open") throw connectError(unavailable("The connection closed during the handshake"));
 				if (!sessionSlots.take(user.id)) {
 					const max = config.limits.maxSessionsPerUser;
 					throw connectError(new ParleyError(`At most ${max} sessions per user: close one first`, 429, "TOO_MANY_SESSIONS", { max }));

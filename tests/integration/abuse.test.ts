@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { Socket as TcpSocket } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { io } from "socket.io-client";
 import { ParleyClient } from "../../client";
 import { RawClient, devToken, expectError, sleep, startServer, type ServerHandle } from "../support/server";
 
@@ -176,6 +177,34 @@ describe("sessions", { timeout: 60_000 }, () => {
 		await sleep(300);
 		const refused = await refusedHandshake(server.url, token, "d4");
 		assert.equal(refused.message, "TOO_MANY_SESSIONS");
+	});
+
+	it("connections that close in the middle of their handshake leave no slot taken and nobody online", async () => {
+		const { tokens, clients } = await contacts(server.url, "dropper", "dropper-peer");
+		const [dropper, peer] = clients;
+		open.push(peer);
+		dropper.close();
+		await sleep(300);
+		// Each client sends its CONNECT and closes the connection at once or a moment later. Closes during
+		// the registry call are caught here every time; the narrower window of the token check (well under
+		// a millisecond in one process) is hit only by chance, and guarded by the readyState check in
+		// socketAuthorize, which reasoning covers rather than this test.
+		for (let i = 0; i < 30; i++) {
+			const socket = io(server.url, { auth: { token: tokens[0], deviceId: `drop-${i}` }, transports: ["websocket"], reconnection: false, forceNew: true });
+			// Right after the CONNECT (same turn: the close follows it on the wire), or a few ms later.
+			socket.io.once("open", () => (i % 3 === 0 ? socket.io.engine.close() : setTimeout(() => socket.io.engine.close(), i % 3)));
+			await new Promise<void>((resolve) => {
+				socket.once("connect", () => resolve());
+				socket.once("connect_error", () => resolve());
+				socket.io.once("close", () => resolve());
+			});
+			socket.disconnect();
+		}
+		await sleep(500);
+		const [state] = await peer.call("presence.get", { userIds: ["dropper"] });
+		assert.equal(state.online, false, "no session of a closed connection stays registered");
+		await connect(tokens[0], "real-1");
+		await connect(tokens[0], "real-2");
 	});
 
 	it("a socket that connects again on the same connection is a new session, within the same cap", async () => {
