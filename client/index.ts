@@ -291,6 +291,10 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 				this.emit("conversation", c);
 			}
 			for (const m of res.changes ?? []) this.receiveChange(m, false);
+			// The server says how far its answer covers: a message's own changeSeq may be past a change not yet given.
+			for (const [conversationId, upTo] of Object.entries(res.changesUpTo ?? {})) {
+				if (upTo > this.state.changeCursor(conversationId)) this.state.advanceChange(conversationId, upTo);
+			}
 			for (const m of res.messages) if (this.receive(m)) count++;
 			for (const r of res.receipts) this.emit("receipt", r);
 			if (!res.more) return count;
@@ -319,9 +323,10 @@ export class ParleyClient extends EventEmitter<ClientEvents> {
 	private receiveChange(m: Message, live: boolean): void {
 		const changeSeq = m.changeSeq ?? 0;
 		const cursor = this.state.changeCursor(m.conversationId);
-		if (changeSeq <= cursor) return;
-		if (live && changeSeq > cursor + 1) this.catchUp();
-		else this.state.advanceChange(m.conversationId, changeSeq);
+		if (live && changeSeq <= cursor) return;
+		// From sync the cursor moves with changesUpTo; live, only without a gap.
+		if (live && changeSeq === cursor + 1) this.state.advanceChange(m.conversationId, changeSeq);
+		else if (live) this.catchUp();
 		this.emit("updated", m);
 	}
 

@@ -114,7 +114,14 @@ export interface Actions {
 	];
 	"messages.sync": [
 		{ cursors: Record<string, number>; limit?: number; changeCursors?: Record<string, number> },
-		{ messages: Message[]; receipts: ReceiptUpdate[]; conversations: ConversationSummary[]; more: boolean; changes?: Message[] }
+		{
+			messages: Message[];
+			receipts: ReceiptUpdate[];
+			conversations: ConversationSummary[];
+			more: boolean;
+			changes?: Message[];
+			changesUpTo?: Record<string, number>;
+		}
 	];
 	"messages.edit": [{ conversationId: string; seq: number; text: string }, Message];
 	"messages.delete": [{ conversationId: string; seq: number }, Message];

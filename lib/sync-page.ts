@@ -8,7 +8,7 @@
  * conversation known (cursor 0), so the next call starts where this one stopped.
  */
 import type { ConversationSummary, Message, ReceiptUpdate } from "../contract";
-import type { Membership } from "./store/chat-store";
+import type { ChangesPage, Membership } from "./store/chat-store";
 
 export interface SyncBudget {
 	/** Messages per page (the caller's `limit`). */
@@ -23,7 +23,7 @@ export interface SyncBudget {
 
 export interface SyncSources {
 	messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]>;
-	changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<Message[]>;
+	changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<ChangesPage>;
 	summaries(conversationIds: string[]): Promise<ConversationSummary[]>;
 	receipts(conversationIds: string[]): Promise<ReceiptUpdate[]>;
 }
@@ -35,6 +35,8 @@ export interface SyncPage {
 	more: boolean;
 	/** Edited or deleted messages the device already holds, as they stand now (when it sent change cursors). */
 	changes?: Message[];
+	/** Per conversation whose changes this page covered: the change number to set the device's change cursor to. */
+	changesUpTo?: Record<string, number>;
 }
 
 /**
@@ -70,6 +72,7 @@ export async function buildSyncPage(
 	};
 
 	const changes: Message[] = [];
+	const changesUpTo: Record<string, number> = {};
 	for (const { conversationId, lastChangeSeq } of changeCursors ? sorted : []) {
 		const held = known(conversationId) ? cursors[conversationId]! : 0;
 		const after = Object.hasOwn(changeCursors!, conversationId) ? changeCursors![conversationId]! : 0;
@@ -78,10 +81,13 @@ export async function buildSyncPage(
 			more = true;
 			continue;
 		}
-		const fetched = await sources.changesAfter(conversationId, after, held, remaining);
-		const batch = withinText(fetched, changes.length);
-		// A full answer may have left changes behind: the device's change cursor moves, so ask again.
-		if (fetched.length === remaining || batch.length < fetched.length) more = true;
+		const page = await sources.changesAfter(conversationId, after, held, remaining);
+		const batch = withinText(page.messages, changes.length);
+		// Cut by the text budget: the cursor may only pass what this page gives.
+		const upTo = batch.length < page.messages.length ? page.through[batch.length - 1]! : page.upTo;
+		if (upTo > after) changesUpTo[conversationId] = upTo;
+		// Changes may be left (a full page, a cut, or a change still landing): ask again with the moved cursor.
+		if (upTo < lastChangeSeq && (page.messages.length === remaining || batch.length < page.messages.length)) more = true;
 		changes.push(...batch);
 		remaining -= batch.length;
 	}
@@ -112,5 +118,5 @@ export async function buildSyncPage(
 		recent.length > 0 ? sources.receipts(recent.map((m) => m.conversationId)) : Promise.resolve([]),
 		unseenNow.size > 0 ? sources.summaries([...unseenNow]) : Promise.resolve([]),
 	]);
-	return changeCursors ? { messages, receipts, conversations, more, changes } : { messages, receipts, conversations, more };
+	return changeCursors ? { messages, receipts, conversations, more, changes, changesUpTo } : { messages, receipts, conversations, more };
 }

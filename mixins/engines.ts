@@ -31,7 +31,8 @@ export function createChatStore(config: Config, options: { feedsSearch?: boolean
 export function createSearchIndex(config: Config): SearchIndex {
 	if (config.search.engine === "elasticsearch") {
 		const { ElasticSearchIndex } = require("../lib/search/elastic-search") as typeof import("../lib/search/elastic-search");
-		return new ElasticSearchIndex({ node: config.search.elasticsearch.url, index: config.search.elasticsearch.index });
+		// A search node meeting an index of an older schema makes it anew and replays the store into it.
+		return new ElasticSearchIndex({ node: config.search.elasticsearch.url, index: config.search.elasticsearch.index, onOldSchema: "rebuild" });
 	}
 	return new SqliteSearch(config.dataDir);
 }

@@ -13,7 +13,7 @@ import type { PushSender } from "../lib/push/fcm-sender";
 import type { Message as FcmMessage } from "firebase-admin/messaging";
 import { messageNotification, readNotification } from "../lib/push/notifications";
 import type { PushBatch } from "../lib/push/push-hand-off";
-import { PUSH_CHANNEL, PUSH_DEAD_LETTER_CHANNEL, PUSH_IN_FLIGHT, PUSH_MAX_AGE_MS, PUSH_MAX_RETRIES, PUSH_PATIENCE_MS, PUSH_STREAM_LIMITS } from "../lib/push/push-channel";
+import { PUSH_CHANNEL, PUSH_DEAD_LETTER_CHANNEL, PUSH_IN_FLIGHT, PUSH_IN_PROCESS_IN_FLIGHT, PUSH_MAX_AGE_MS, PUSH_MAX_RETRIES, PUSH_PATIENCE_MS, PUSH_STREAM_LIMITS } from "../lib/push/push-channel";
 import type { SessionInfo } from "../lib/presence/presence-registry";
 import { callerOf, type CallerMeta } from "../mixins/caller";
 import { createDeviceRegistry, createPushSender } from "../mixins/engines";
@@ -84,8 +84,9 @@ export default function pushService(config: Config): ServiceSchema {
 			[PUSH_CHANNEL]: {
 				group: "push",
 				maxRetries: PUSH_MAX_RETRIES,
-				// In one process the channel is local events: no bulkhead (whose overflow would drop batches).
-				maxInFlight: config.profile === "cluster" ? PUSH_IN_FLIGHT : undefined,
+				// In one process the channel is local events behind a bulkhead (concurrency maxInFlight, then a
+				// queue of 100): leave it wide, so bursts of batches wait for FCM instead of being dropped.
+				maxInFlight: config.profile === "cluster" ? PUSH_IN_FLIGHT : PUSH_IN_PROCESS_IN_FLIGHT,
 				deadLettering: { enabled: true, queueName: PUSH_DEAD_LETTER_CHANNEL },
 				nats: { consumerOptions: { config: { deliver_policy: "all" } }, streamConfig: PUSH_STREAM_LIMITS },
 				async handler(this: Service, batch: PushBatch) {

@@ -17,6 +17,17 @@ export default function searchService(config: Config): ServiceSchema {
 		name: "search",
 		mixins: [opensOnStart(index)],
 
+		started(this: Service) {
+			if (!isFed(index) || !index.rebuilt) return;
+			// The index was made anew for this build's schema: fill it from the store, without holding up the start.
+			this.logger.warn("The search index had an older schema and was recreated: replaying every stored message into it");
+			this.broker
+				.waitForServices(["messages"])
+				.then(() => this.broker.call<{ messages: number }, Record<string, never>>("messages.replayToSearch", {}, { timeout: 0 }))
+				.then(({ messages }) => this.logger.info(`Search index rebuilt from the store: ${messages} messages`))
+				.catch((err: Error) => this.logger.error(`Rebuilding the search index failed (run search.reindex): ${err.message}`));
+		},
+
 		// Cluster: the messages' search outbox arrives through a durable channel (see index-channel.ts).
 		...(config.profile === "cluster"
 			? {

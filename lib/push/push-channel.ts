@@ -8,6 +8,8 @@ export const PUSH_CHANNEL = "parley.push";
 export const PUSH_DEAD_LETTER_CHANNEL = "parley.push.dead";
 export const PUSH_MAX_RETRIES = 5;
 export const PUSH_IN_FLIGHT = 32;
+/** In one process: batches (one per event-loop turn) handled at once before any waits in the bulkhead's queue. */
+export const PUSH_IN_PROCESS_IN_FLIGHT = 10_000;
 /** How long one delivery retries FCM's transient failures before the channel redelivers it. */
 export const PUSH_PATIENCE_MS = 15_000;
 /** A push older than this is not worth showing any more: dropped rather than retried. */

@@ -32,6 +32,11 @@ export interface ElasticSearchOptions {
 	/** 0 on a single node (a replica could never be placed and health would stay yellow). */
 	replicas?: number;
 	requestTimeoutMs?: number;
+	/**
+	 * An index made by an older schema: "refuse" (default) makes open() fail; "rebuild" drops it,
+	 * creates it empty with the current mapping and sets `rebuilt`, so the owner replays the store.
+	 */
+	onOldSchema?: "refuse" | "rebuild";
 }
 
 /** Bump when the mapping or the folding changes: open() then refuses the old index until a reindex. */
@@ -161,12 +166,19 @@ export class ElasticSearchIndex implements FedSearchIndex {
 		return this.client;
 	}
 
+	/** True when open() found an index of an older schema and made it anew: it needs a full reindex. */
+	rebuilt = false;
+
 	/** Creates the index if it is missing and waits until it can serve; safe to call again. */
 	async open(): Promise<void> {
 		this.client ??= new Client({ node: this.options.node, requestTimeout: this.options.requestTimeoutMs ?? 30_000 });
 		await this.waitForHealth();
-		if (await this.es.indices.exists({ index: this.options.index })) await this.checkSchema();
-		else await this.createIndex();
+		if (!(await this.es.indices.exists({ index: this.options.index }))) await this.createIndex();
+		else if (!(await this.schemaIsCurrent())) {
+			if (this.options.onOldSchema !== "rebuild") throw new Error(`elasticsearch index ${this.options.index} has an older schema, this code needs ${SCHEMA_VERSION}: reindex it`);
+			await this.reset();
+			this.rebuilt = true;
+		}
 		await this.waitForHealth(this.options.index);
 	}
 
@@ -247,14 +259,15 @@ export class ElasticSearchIndex implements FedSearchIndex {
 		}
 	}
 
-	private async checkSchema(): Promise<void> {
+	/** The index's schema is this code's; a newer one is refused outright (never dropped by an older build). */
+	private async schemaIsCurrent(): Promise<boolean> {
 		const mappings = await this.es.indices.getMapping({ index: this.options.index });
 		for (const [name, { mappings: mapping }] of Object.entries(mappings)) {
-			const version = mapping._meta?.["schemaVersion"];
-			if (version !== SCHEMA_VERSION) {
-				throw new Error(`elasticsearch index ${name} has schema ${String(version)}, this code needs ${SCHEMA_VERSION}: reindex it`);
-			}
+			const version = Number(mapping._meta?.["schemaVersion"] ?? 0);
+			if (version > SCHEMA_VERSION) throw new Error(`elasticsearch index ${name} has schema ${version}, newer than this code's ${SCHEMA_VERSION}: upgrade Parley`);
+			if (version < SCHEMA_VERSION) return false;
 		}
+		return true;
 	}
 
 	/** Uses cluster health: this server has no root endpoint, so the client's ping() and info() fail. */

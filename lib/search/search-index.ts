@@ -31,6 +31,8 @@ export interface FedSearchIndex extends SearchIndex {
 	remove(messageIds: string[]): Promise<void>;
 	/** Drops and recreates the index (before a full reindex). */
 	reset(): Promise<void>;
+	/** open() found an index of an older schema and made it anew: the store must be replayed into it. */
+	readonly rebuilt?: boolean;
 }
 
 /** An index the store keeps itself, in the same transaction (SQLite FTS5). */

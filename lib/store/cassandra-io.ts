@@ -358,14 +358,22 @@ export class CassandraIo {
 
 	/** A lightweight transaction: applied, or the row as it stands. */
 	async lwt(query: string, params: unknown[]): Promise<{ applied: boolean; row: Row | null }> {
-		const rs = await this.client.execute(query, params, this.options({ isIdempotent: false }));
-		return { applied: rs.wasApplied(), row: rs.first() ?? null };
+		try {
+			const rs = await this.client.execute(query, params, this.options({ isIdempotent: false }));
+			return { applied: rs.wasApplied(), row: rs.first() ?? null };
+		} catch (err) {
+			throw asUnavailable(err);
+		}
 	}
 
 	/** Conditional statements on one partition, applied all together or not at all (one Paxos round). */
 	async conditionalBatch(list: Statement[]): Promise<boolean> {
-		const rs = await this.client.batch(list, this.options({ logged: true, isIdempotent: false }));
-		return rs.wasApplied();
+		try {
+			const rs = await this.client.batch(list, this.options({ logged: true, isIdempotent: false }));
+			return rs.wasApplied();
+		} catch (err) {
+			throw asUnavailable(err);
+		}
 	}
 
 	/** A logged batch of absolute values: applied whole or not at all, and re-running it changes nothing. */

@@ -23,6 +23,9 @@ export function searchShardOf(conversationId: string): number {
 /** A conversation's messages are split into partitions of this many seqs. */
 export const MESSAGES_PER_BUCKET = 1000;
 
+/** The bucket column is a CQL int: seqs beyond this bucket cannot exist (2^31 buckets of 1000). */
+export const MAX_BUCKET = 2 ** 31 - 1;
+
 /** seq 1..1000 -> bucket 0, 1001..2000 -> bucket 1, ... */
 export const bucketOf = (seq: number): number => Math.floor((Math.max(seq, 1) - 1) / MESSAGES_PER_BUCKET);
 export const firstSeqOf = (bucket: number): number => bucket * MESSAGES_PER_BUCKET + 1;

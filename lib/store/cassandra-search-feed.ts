@@ -5,7 +5,7 @@
  * confirming seq N means everything up to N is indexed.
  */
 import type { Message } from "../../contract";
-import type { SearchFeed } from "./chat-store";
+import type { ChangesPage, SearchFeed } from "./chat-store";
 import { type CassandraIo, int, type Settings, text } from "./cassandra-io";
 import { SEARCH_SHARDS } from "./cassandra-schema";
 
@@ -37,7 +37,7 @@ export class CassandraSearchFeed implements SearchFeed {
 		private readonly io: () => CassandraIo,
 		private readonly settings: Settings,
 		private readonly messagesAfter: (conversationId: string, afterSeq: number, limit: number) => Promise<Message[]>,
-		private readonly changesAfter: (conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number) => Promise<Message[]>,
+		private readonly changesAfter: (conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number) => Promise<ChangesPage>,
 	) {}
 
 	async backlog(limit: number): Promise<{ key: string; message: Message }[]> {
@@ -57,10 +57,11 @@ export class CassandraSearchFeed implements SearchFeed {
 			const progress = await this.progress(conversationId);
 			// Edits and deletes first (they are few), then new messages; each as it stands now.
 			const changed = await this.changesAfter(conversationId, progress.change, Number.MAX_SAFE_INTEGER, limit - entries.length);
-			for (const message of changed) entries.push({ key: outboxKey({ conversationId, kind: "change", n: message.changeSeq ?? 0 }), message });
+			// Keyed by the change number each one covers (not the message's own, which may be newer).
+			changed.messages.forEach((message, i) => entries.push({ key: outboxKey({ conversationId, kind: "change", n: changed.through[i]! }), message }));
 			const fresh = await this.messagesAfter(conversationId, progress.seq, limit - entries.length);
 			for (const message of fresh) entries.push({ key: outboxKey({ conversationId, kind: "seq", n: message.seq }), message });
-			if (changed.length === 0 && fresh.length === 0) await this.forgetIfSettled(shard, conversationId, int(row, "marked"));
+			if (changed.messages.length === 0 && fresh.length === 0) await this.forgetIfSettled(shard, conversationId, int(row, "marked"));
 			if (entries.length >= limit) return;
 		}
 	}

@@ -87,8 +87,11 @@ export class ConversationSequencer {
 	/** Follow-up batches whose messages or changes are claimed but which have not landed yet, in order. */
 	private pending: Statement[][] = [];
 	private active = 0;
-	/** Changes (edits, deletes) run one at a time, each after the previous. */
-	private changes: Promise<unknown> = Promise.resolve();
+	/**
+	 * Appends and changes of this conversation take turns: each group or change holds the turn while
+	 * it reads and writes, so they never share `pending` or `state` half-way through.
+	 */
+	private turn: Promise<unknown> = Promise.resolve();
 	/** The last change number, as of this process's last look; null until loaded (or after a failure). */
 	private lastChangeSeq: number | null = null;
 
@@ -119,7 +122,17 @@ export class ConversationSequencer {
 		await this.writePending().catch((err: Error) => this.ctx.settings.warn(`${this.conversationId}: follow-up left for the next writer at close: ${err.message}`));
 	}
 
-	private async flush(items: AppendRequest[]): Promise<(AppendResult | Error)[]> {
+	private exclusive<T>(work: () => Promise<T>): Promise<T> {
+		const run = this.turn.then(work);
+		this.turn = run.catch(() => undefined);
+		return run;
+	}
+
+	private flush(items: AppendRequest[]): Promise<(AppendResult | Error)[]> {
+		return this.exclusive(() => this.flushGroups(items));
+	}
+
+	private async flushGroups(items: AppendRequest[]): Promise<(AppendResult | Error)[]> {
 		const results: (AppendResult | Error)[] = new Array(items.length);
 		for (const group of this.splitBySize(items, results)) {
 			const out = await this.commitWithRetry(group.map((i) => items[i]!));
@@ -269,12 +282,11 @@ export class ConversationSequencer {
 		}
 	}
 
-	/** An edit or delete, after every change submitted before it. */
+	/** An edit or delete, in turn with the conversation's appends and other changes. */
 	change(req: ChangeRequest): Promise<ChangeResult> {
 		this.active++;
-		const run = this.changes.then(() => this.retrying(() => this.commitChange(req)));
-		this.changes = run.catch(() => undefined);
-		return run.finally(() => this.active--);
+		const attempt: ChangeAttempt = { claimed: null, known: false };
+		return this.exclusive(() => this.retrying(() => this.commitChange(req, attempt))).finally(() => this.active--);
 	}
 
 	/** Retries one change through transient failures, like a group of appends. */
@@ -292,26 +304,44 @@ export class ConversationSequencer {
 		}
 	}
 
-	private async commitChange(req: ChangeRequest): Promise<ChangeResult> {
+	private async commitChange(req: ChangeRequest, attempt: ChangeAttempt): Promise<ChangeResult> {
 		const { io, settings } = this.ctx;
 		await this.writePending();
-		this.state ??= await this.load();
-		if (!this.state) throw notFound("Conversation not found", { conversationId: this.conversationId });
-		this.lastChangeSeq ??= await this.loadChanges(this.state);
+		let state = (this.state ??= await this.load());
+		if (!state) throw notFound("Conversation not found", { conversationId: this.conversationId });
+		// A seq past what this process knows may have been written by another node: look again once.
+		if (req.seq > state.conversation.lastSeq) state = this.state = await this.load();
+		if (!state || req.seq > state.conversation.lastSeq) throw notFound("Message not found", { conversationId: this.conversationId, seq: req.seq });
+		this.lastChangeSeq ??= await this.loadChanges(state);
 		const found = await this.readBorn(req.seq);
 		if (!found) throw notFound("Message not found", { conversationId: this.conversationId, seq: req.seq });
 		const { message, born } = found;
+
+		// An earlier try of this very request claimed its change: it has landed by now (the follow-up
+		// re-driven above, or finished by loadChanges), so it is a change, not a repeat of one.
+		if (attempt.claimed) {
+			if (message.changeSeq !== undefined && message.changeSeq >= attempt.claimed.changeSeq) return this.changeResult(message, true);
+			if (attempt.known) throw new SeqTakenError(`change ${attempt.claimed.changeSeq} of ${this.conversationId} has not landed yet`);
+			attempt.claimed = null; // the claim whose outcome was unknown never applied: claim again
+		}
+
 		if (message.senderId !== req.editorId) throw forbidden("Only the sender can edit or delete a message");
 		const unchanged = req.text === null ? message.deletedAt !== undefined : req.text === message.text && message.deletedAt === undefined;
 		if (unchanged) return this.changeResult(message, false);
 		if (message.deletedAt !== undefined) throw conflict("The message was deleted", { seq: req.seq });
+		// The text goes into the claim and the row: both must fit a batch (as an append's would).
+		if (req.text !== null && Buffer.byteLength(req.text) * 2 + GROUP_OVERHEAD_BYTES > settings.maxBatchBytes) {
+			throw tooLarge("text is too large to store", { field: "text" });
+		}
 
 		const change: Change = { changeSeq: this.lastChangeSeq + 1, seq: req.seq, text: req.text, changedAt: req.now };
 		let applied: boolean;
 		try {
 			applied = await io.conditionalBatch([changeClaim(io.q, this.conversationId, change)]);
 		} catch (err) {
-			this.lastChangeSeq = null; // outcome unknown: the reload finds out, and finishes it if it landed
+			// Outcome unknown: the retry's loadChanges finds out, and finishes the change if it landed.
+			attempt.claimed = change;
+			this.lastChangeSeq = null;
 			throw err;
 		}
 		if (!applied) {
@@ -319,8 +349,11 @@ export class ConversationSequencer {
 			settings.warn(`${this.conversationId}: change ${change.changeSeq} is already taken by another writer; reloading`);
 			throw new SeqTakenError(`change ${change.changeSeq} of ${this.conversationId} taken by another writer`);
 		}
-		this.pending.push(changeFollowUp(io.q, this.conversationId, this.state.memberIds, change, born, settings.feedSearch));
+		attempt.claimed = change;
+		attempt.known = true;
 		this.lastChangeSeq = change.changeSeq;
+		this.pending.push(changeFollowUp(io.q, this.conversationId, state.memberIds, change, born, settings.feedSearch));
+		await settings.afterClaim?.(this.conversationId, [change.changeSeq]);
 		await this.writePending();
 		return this.changeResult(applyChange(message, change), true);
 	}
@@ -370,6 +403,8 @@ export class ConversationSequencer {
 		const { record, sentCounts } = toConversationRow(row);
 		const memberIds = (await this.ctx.readMemberRows(this.conversationId)).map((r) => text(r, "user_id"));
 		const state: SequencerState = { conversation: record, sentCounts, memberIds };
+		// A change left unfinished is completed now too, not only when the next edit comes.
+		this.lastChangeSeq = await this.loadChanges(state);
 		const unfinished = await this.claimedAfter(record.lastSeq);
 		if (unfinished.length === 0) return state;
 		const next = advance(state, unfinished);
@@ -453,6 +488,13 @@ function followUp(q: Statements, next: SequencerState, fresh: Message[], feedSea
 	}
 	if (feedSearch) list.push({ query: q.searchMark, params: [searchShardOf(id), id, Date.now()] });
 	return list;
+}
+
+/** What one change request has claimed so far, across its retries. */
+interface ChangeAttempt {
+	claimed: Change | null;
+	/** The claim is known to have applied (not only possibly, after a timeout). */
+	known: boolean;
 }
 
 /** One edit (text) or delete (text null), as claimed in message_changes. */

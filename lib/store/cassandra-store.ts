@@ -30,7 +30,7 @@ import {
 	toMemberRecord,
 	toMessage,
 } from "./cassandra-io";
-import { bucketOf, checkKeyspaceName, ensureSchema, firstSeqOf, lastSeqOf, type Replication } from "./cassandra-schema";
+import { bucketOf, checkKeyspaceName, ensureSchema, firstSeqOf, lastSeqOf, MAX_BUCKET, type Replication } from "./cassandra-schema";
 import { CassandraSearchFeed } from "./cassandra-search-feed";
 import { ConversationSequencer, InflightIds } from "./cassandra-sequencer";
 import type {
@@ -38,6 +38,7 @@ import type {
 	AppendResult,
 	ChangeRequest,
 	ChangeResult,
+	ChangesPage,
 	ChatStore,
 	ConversationRecord,
 	EngineLog,
@@ -270,26 +271,43 @@ export class CassandraStore implements ChatStore {
 	}
 
 	/**
-	 * Walks the change log after `afterChangeSeq` (dense, so a bucket that ends short is the end),
-	 * keeps each message's latest change, and reads those messages as they stand.
+	 * Walks the change log from `afterChangeSeq` up to the conversation's last_change_seq (read
+	 * first: only changes whose follow-up has landed count), keeps each message's latest change, and
+	 * reads those messages as they stand. A message row that does not show its change yet (the
+	 * follow-up batch still landing on its partition) ends the page just before that change, so the
+	 * cursor never passes a change the device has not been given.
 	 */
-	async changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<Message[]> {
+	async changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<ChangesPage> {
 		const { io } = this;
+		const conversation = await this.getConversation(conversationId);
+		const last = conversation?.lastChangeSeq ?? 0;
+		if (last <= afterChangeSeq) return { messages: [], through: [], upTo: afterChangeSeq };
 		const latest = new Map<number, number>(); // seq -> its latest change number
-		for (let bucket = bucketOf(afterChangeSeq + 1); ; bucket++) {
-			let seen = 0;
-			for await (const row of io.scan(io.q.changesUp, [conversationId, bucket, Math.max(afterChangeSeq + 1, firstSeqOf(bucket)), lastSeqOf(bucket)], 1000)) {
-				seen = int(row, "change_seq");
+		for (let bucket = bucketOf(afterChangeSeq + 1); firstSeqOf(bucket) <= last; bucket++) {
+			for await (const row of io.scan(io.q.changesUp, [conversationId, bucket, Math.max(afterChangeSeq + 1, firstSeqOf(bucket)), Math.min(last, lastSeqOf(bucket))], 1000)) {
 				const seq = int(row, "seq");
 				if (seq > uptoSeq) continue;
 				latest.delete(seq);
-				latest.set(seq, seen);
+				latest.set(seq, int(row, "change_seq"));
 			}
-			if (seen < lastSeqOf(bucket)) break;
 		}
-		const seqs = [...latest].sort((a, b) => a[1] - b[1]).slice(0, limit).map(([seq]) => seq);
-		const messages = await inChunks(seqs, (seq) => this.readMessage(conversationId, seq));
-		return messages.filter((m): m is Message => m !== null);
+		const inOrder = [...latest].sort((a, b) => a[1] - b[1]);
+		const taken = inOrder.slice(0, limit);
+		let upTo = taken.length < inOrder.length ? taken[taken.length - 1]![1] : last;
+		const messages = await inChunks(taken, ([seq]) => this.readMessage(conversationId, seq));
+		const out: Message[] = [];
+		const through: number[] = [];
+		for (const [i, [, change]] of taken.entries()) {
+			const message = messages[i];
+			if (change > upTo) break;
+			if (!message || (message.changeSeq ?? 0) < change) {
+				upTo = change - 1;
+				break;
+			}
+			out.push(message);
+			through.push(change);
+		}
+		return { messages: out, through, upTo };
 	}
 
 	/** One sequencer per conversation; idle ones beyond maxIdleSequencers are forgotten (they reload on next use). */
@@ -320,6 +338,7 @@ export class CassandraStore implements ChatStore {
 	}
 
 	private async readMessage(conversationId: string, seq: number): Promise<Message | null> {
+		if (bucketOf(seq) > MAX_BUCKET) return null;
 		const row = await this.io.first(this.io.q.messageAt, [conversationId, bucketOf(seq), seq]);
 		return row ? toMessage(row) : null;
 	}
@@ -357,7 +376,8 @@ export class CassandraStore implements ChatStore {
 	 */
 	private async *ascending(conversationId: string, from: number, to: number, fetchSize: number, query = this.io.q.messagesUp): AsyncGenerator<Row> {
 		const first = Math.max(from, 1);
-		for (let bucket = bucketOf(first); firstSeqOf(bucket) <= to; bucket++) {
+		// Far past any message (a client's huge afterSeq): nothing there, and no int overflow in the query.
+		for (let bucket = bucketOf(first); firstSeqOf(bucket) <= to && bucket <= MAX_BUCKET; bucket++) {
 			const hi = Math.min(to, lastSeqOf(bucket));
 			let lastSeen = 0;
 			for await (const row of this.io.scan(query, [conversationId, bucket, Math.max(first, firstSeqOf(bucket)), hi], Math.min(Math.max(fetchSize, 1), 1000))) {

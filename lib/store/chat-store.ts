@@ -91,6 +91,13 @@ export interface ChangeResult {
 	members: MemberRecord[];
 }
 
+export interface ChangesPage {
+	messages: Message[];
+	/** through[i]: the change number that messages[0..i] cover, for a page cut after message i. */
+	through: number[];
+	upTo: number;
+}
+
 export interface WatermarkUpdate {
 	conversationId: string;
 	userId: string;
@@ -179,11 +186,12 @@ export interface ChatStore {
 	 */
 	changeMessage(req: ChangeRequest): Promise<ChangeResult>;
 	/**
-	 * Messages (as they stand now) whose changes numbered after `afterChangeSeq` touched a
-	 * message with seq <= `uptoSeq`, in change order, at most `limit`: what a device holding
-	 * messages up to `uptoSeq` missed.
+	 * What a device holding messages up to `uptoSeq` missed since change `afterChangeSeq`: each
+	 * message (seq <= uptoSeq) changed after it, once, as it stands now, in change order, at most
+	 * `limit`; and `upTo`, the change number everything returned covers (all changes after
+	 * `afterChangeSeq` up to it are in `messages` or superseded there). The device's next cursor.
 	 */
-	changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<Message[]>;
+	changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<ChangesPage>;
 	history(conversationId: string, query: HistoryQuery): Promise<Message[]>;
 	/** Messages with seq > afterSeq, ascending, at most `limit`. */
 	messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]>;

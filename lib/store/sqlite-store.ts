@@ -15,6 +15,7 @@ import type {
 	AppendResult,
 	ChangeRequest,
 	ChangeResult,
+	ChangesPage,
 	ChatStore,
 	ConversationRecord,
 	HistoryQuery,
@@ -449,8 +450,13 @@ export class SqliteStore implements ChatStore {
 		})();
 	}
 
-	async changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<Message[]> {
-		return this.sql.changesAfter.all(conversationId, afterChangeSeq, uptoSeq, limit).map(rowToMessage);
+	async changesAfter(conversationId: string, afterChangeSeq: number, uptoSeq: number, limit: number): Promise<ChangesPage> {
+		// Two reads with no write between them (one connection, synchronous): a consistent view.
+		const rows = this.sql.changesAfter.all(conversationId, afterChangeSeq, uptoSeq, limit);
+		const last = this.sql.conversation.get(conversationId)?.last_change_seq ?? afterChangeSeq;
+		// A full page stops at its last change; otherwise everything up to the conversation's last is covered.
+		const upTo = rows.length === limit && rows.length > 0 ? rows[rows.length - 1]!.change_seq : Math.max(last, afterChangeSeq);
+		return { messages: rows.map(rowToMessage), through: rows.map((r) => r.change_seq), upTo };
 	}
 
 	private outbox(): SearchFeed {

@@ -17,7 +17,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { after, describe, it, test } from "node:test";
 import { promisify } from "node:util";
-import { Client } from "cassandra-driver";
+import { Client, errors as driverErrors } from "cassandra-driver";
 import type { Message } from "../../contract";
 import { conversationIdFor, newMessageId } from "../../lib/ids";
 import { CassandraDeviceRegistry } from "../../lib/push/cassandra-device-registry";
@@ -364,6 +364,75 @@ function cassandraEngineTests(): void {
 			const [stored] = await first.history(conversation.id, { limit: 1 });
 			assert.deepEqual([stored?.text, stored?.changeSeq], [last, 22], "the row holds the highest-numbered edit");
 			assert.equal((await second.getConversation(conversation.id))?.lastChangeSeq, 22);
+		});
+
+		it("appends and edits of one conversation at the same time: every acked edit is stored, every acked message once", async () => {
+			const store = await openStore();
+			const conversation = await openConversation(store, "ae-b", "ae-s");
+			const acked = new Map<string, Message>();
+			for (const i of range(1, 5)) acked.set(`ae-${i}`, (await store.appendMessage(request(conversation.id, "ae-b", `ae-${i}`))).message);
+			const work = range(6, 40).map(async (i) => {
+				if (i % 2) return void acked.set(`ae-${i}`, (await store.appendMessage(request(conversation.id, "ae-b", `ae-${i}`))).message);
+				const r = await store.changeMessage({ conversationId: conversation.id, seq: (i % 5) + 1, editorId: "ae-b", text: `edit ${i}`, now: Date.now() });
+				assert.equal(r.changed, true);
+			});
+			await Promise.all(work);
+			const stored = await store.messagesAfter(conversation.id, 0, 1000);
+			assert.deepEqual(seqs(stored), range(1, acked.size), "dense, each message once");
+			const lastChange = (await store.getConversation(conversation.id))!.lastChangeSeq;
+			assert.equal(lastChange, range(6, 40).filter((i) => i % 2 === 0).length, "every acked edit took a number");
+			const { messages } = await store.changesAfter(conversation.id, 0, 1000, 100);
+			assert.deepEqual(messages.map((m) => m.seq).sort(), [1, 2, 3, 4, 5], "every edited message shows an edit");
+			assert.ok(messages.every((m) => m.text.startsWith("edit ") && m.changeSeq! <= lastChange));
+		});
+
+		it("an edit whose write fails once is retried and still reported as a change, with its number", async () => {
+			let failNext = false;
+			const store = await openStore({
+				afterClaim: async () => {
+					if (!failNext) return;
+					failNext = false;
+					throw new driverErrors.OperationTimedOutError("injected: the follow-up timed out");
+				},
+			});
+			const conversation = await openConversation(store, "rf-b", "rf-s");
+			const { message } = await store.appendMessage(request(conversation.id, "rf-b", "rf-1"));
+			failNext = true;
+			const result = await store.changeMessage({ conversationId: conversation.id, seq: message.seq, editorId: "rf-b", text: "second try", now: Date.now() });
+			assert.deepEqual([result.changed, result.message.text, result.message.changeSeq], [true, "second try", 1]);
+			assert.equal(failNext, false, "the failure did happen");
+			assert.equal((await store.getConversation(conversation.id))?.lastChangeSeq, 1);
+		});
+
+		it("an edit claimed by a writer that died is completed when the conversation is next loaded, by an append too", async () => {
+			const store = await openStore();
+			const conversation = await openConversation(store, "de-b", "de-s");
+			const { message } = await store.appendMessage(request(conversation.id, "de-b", "de-1"));
+			const admin = adminClient();
+			await admin.connect();
+			const claimed = await admin.execute(
+				`INSERT INTO ${keyspace}.message_changes (conversation_id, bucket, change_seq, seq, text, deleted, changed_at) VALUES (?, 0, 1, ?, 'edited by the dead', false, ?) IF NOT EXISTS`,
+				[conversation.id, message.seq, new Date()],
+				{ prepare: true },
+			);
+			await admin.shutdown();
+			assert.equal(claimed.wasApplied(), true);
+			const fresh = await openStore();
+			await fresh.appendMessage(request(conversation.id, "de-s", "de-2"));
+			const [first] = await fresh.history(conversation.id, { afterSeq: 0, limit: 1 });
+			assert.deepEqual([first?.text, first?.changeSeq], ["edited by the dead", 1]);
+			assert.equal((await fresh.getConversation(conversation.id))?.lastChangeSeq, 1);
+			const next = await fresh.changeMessage({ conversationId: conversation.id, seq: message.seq, editorId: "de-b", text: "and again", now: Date.now() });
+			assert.equal(next.message.changeSeq, 2, "numbering goes on after it");
+		});
+
+		it("a seq far past the end is not found, never a query error", async () => {
+			const store = await openStore();
+			const conversation = await openConversation(store, "hs-b", "hs-s");
+			await store.appendMessage(request(conversation.id, "hs-b", "hs-1"));
+			await assert.rejects(store.changeMessage({ conversationId: conversation.id, seq: Number.MAX_SAFE_INTEGER, editorId: "hs-b", text: "x", now: Date.now() }), (e: { type: string }) => e.type === "NOT_FOUND");
+			assert.deepEqual(await store.messagesAfter(conversation.id, Number.MAX_SAFE_INTEGER - 1, 10), []);
+			assert.deepEqual(await store.history(conversation.id, { afterSeq: Number.MAX_SAFE_INTEGER - 5, limit: 10 }), []);
 		});
 
 		it("the search feed hands over every appended message until confirmed, and only new ones after", async () => {

@@ -112,15 +112,27 @@ describe("Elasticsearch search", async () => {
 			await dropIndex(index);
 		});
 
-		it("open() is idempotent and refuses an index built with another schema", async () => {
+		it("open() is idempotent; an index of an older schema is refused, or made anew with onOldSchema: rebuild; a newer one always refused", async () => {
 			await search.open();
 			const other = `parley-test-old-schema-${RUN}`;
 			const client = new Client({ node: NODE });
-			await client.indices.create({ index: other, settings: { number_of_replicas: 0 }, mappings: { _meta: { schemaVersion: 0 } } });
+			// Schema 1: the mapping before edits and deletes (no changeSeq).
+			await client.indices.create({ index: other, settings: { number_of_replicas: 0 }, mappings: { _meta: { schemaVersion: 1 }, properties: { text: { type: "text" } } } });
+			await client.index({ index: other, id: "m-old", document: { text: "from the old build" }, refresh: true });
 			try {
-				const old = new ElasticSearchIndex({ node: NODE, index: other });
-				await assert.rejects(old.open(), /schema 0, this code needs \d+: reindex it/);
-				await old.close();
+				const refusing = new ElasticSearchIndex({ node: NODE, index: other });
+				await assert.rejects(refusing.open(), /older schema, this code needs \d+: reindex it/);
+				await refusing.close();
+				const rebuilding = new ElasticSearchIndex({ node: NODE, index: other, onOldSchema: "rebuild", refresh: true });
+				await rebuilding.open();
+				assert.equal(rebuilding.rebuilt, true);
+				assert.equal((await client.count({ index: other })).count, 0, "made anew, empty, for the replay");
+				const [doc] = conversation("indexed after the upgrade");
+				await rebuilding.index([doc!]);
+				assert.equal((await rebuilding.search({ text: "upgrade", conversationIds: [doc!.message.conversationId], limit: 5 })).length, 1);
+				await rebuilding.close();
+				await client.indices.putMapping({ index: other, _meta: { schemaVersion: 99 } });
+				await assert.rejects(new ElasticSearchIndex({ node: NODE, index: other, onOldSchema: "rebuild" }).open(), /schema 99, newer than this code's/);
 			} finally {
 				await client.indices.delete({ index: other });
 				await client.close();

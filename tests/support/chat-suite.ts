@@ -352,9 +352,7 @@ describe(`chat between a buyer and a seller (${engines})`, () => {
 		for (let more = true; more; ) {
 			const page = await tablet.call("messages.sync", { cursors, changeCursors });
 			for (const c of page.conversations) cursors[c.id] ??= 0;
-			for (const m of [...page.messages, ...(page.changes ?? [])]) {
-				if (m.changeSeq) changeCursors[m.conversationId] = Math.max(changeCursors[m.conversationId] ?? 0, m.changeSeq);
-			}
+			Object.assign(changeCursors, page.changesUpTo);
 			for (const m of page.messages) cursors[m.conversationId] = m.seq;
 			more = page.more;
 		}
@@ -372,6 +370,7 @@ describe(`chat between a buyer and a seller (${engines})`, () => {
 			const page = await back.call("messages.sync", { cursors, changeCursors });
 			assert.deepEqual(page.messages, [], "no new messages");
 			assert.deepEqual(page.changes, [finalEdit, deleted], "each changed message once, as it stands, in change order");
+			assert.equal(page.changesUpTo?.[conversationId], deleted.changeSeq, "the cursor to keep");
 			const without = await back.call("messages.sync", { cursors });
 			assert.equal(without.changes, undefined, "a 1.0 client that sends no change cursors gets no changes field");
 		} finally {

@@ -139,12 +139,13 @@ export function storeBehaviour(engine: string, create: () => Promise<ChatStore>)
 			assert.equal((await store.getConversation(conversation.id))?.lastChangeSeq, 3);
 			assert.equal((await store.memberships("ed-b")).find((m) => m.conversationId === conversation.id)?.lastChangeSeq, 3);
 
-			const changed = (after: number, upto: number) => store.changesAfter(conversation.id, after, upto, 10).then((ms) => ms.map((m) => [m.seq, m.changeSeq]));
-			assert.deepEqual(await changed(0, 3), [[1, 2], [2, 3]], "each changed message once, as it stands, in change order");
-			assert.deepEqual(await changed(2, 3), [[2, 3]]);
-			assert.deepEqual(await changed(0, 1), [[1, 2]], "only messages the device holds");
-			assert.deepEqual(await changed(3, 3), []);
-			assert.deepEqual(await store.changesAfter(conversation.id, 0, 3, 1).then((ms) => ms.map((m) => m.seq)), [1], "at most limit");
+			const changed = (after: number, upto: number, limit = 10) =>
+				store.changesAfter(conversation.id, after, upto, limit).then((p) => ({ got: p.messages.map((m) => [m.seq, m.changeSeq]), through: p.through, upTo: p.upTo }));
+			assert.deepEqual(await changed(0, 3), { got: [[1, 2], [2, 3]], through: [2, 3], upTo: 3 }, "each changed message once, as it stands, in change order");
+			assert.deepEqual(await changed(2, 3), { got: [[2, 3]], through: [3], upTo: 3 });
+			assert.deepEqual(await changed(0, 1), { got: [[1, 2]], through: [2], upTo: 3 }, "only messages the device holds; the rest come fresh");
+			assert.deepEqual(await changed(3, 3), { got: [], through: [], upTo: 3 });
+			assert.deepEqual(await changed(0, 3, 1), { got: [[1, 2]], through: [2], upTo: 2 }, "at most limit, and the cursor stops there");
 		});
 
 		it("only the sender changes a message, a deleted one stays deleted, and a repeat changes nothing", async () => {
