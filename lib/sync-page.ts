@@ -76,7 +76,13 @@ export async function buildSyncPage(
 	for (const { conversationId, lastChangeSeq } of changeCursors ? sorted : []) {
 		const held = known(conversationId) ? cursors[conversationId]! : 0;
 		const after = Object.hasOwn(changeCursors!, conversationId) ? changeCursors![conversationId]! : 0;
-		if (held === 0 || lastChangeSeq <= after) continue;
+		if (lastChangeSeq <= after) continue;
+		// Holding none of its messages, the device gets them all read after `memberships` was: they show
+		// every change up to its lastChangeSeq, so the change cursor starts there.
+		if (held === 0) {
+			changesUpTo[conversationId] = lastChangeSeq;
+			continue;
+		}
 		if (remaining === 0) {
 			more = true;
 			continue;
