@@ -119,7 +119,9 @@ export interface Actions {
 			receipts: ReceiptUpdate[];
 			conversations: ConversationSummary[];
 			more: boolean;
+			/** Edited or deleted messages the device holds, as they stand now (when it sent change cursors). */
 			changes?: Message[];
+			/** Per conversation whose changes the page covered: the device's next change cursor. */
 			changesUpTo?: Record<string, number>;
 		}
 	];

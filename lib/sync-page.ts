@@ -7,7 +7,7 @@
  * Progress needs no token: messages advance the cursors, and a summary makes the
  * conversation known (cursor 0), so the next call starts where this one stopped.
  */
-import type { ConversationSummary, Message, ReceiptUpdate } from "../contract";
+import type { ConversationSummary, Message, ReceiptUpdate, ResultOf } from "../contract";
 import type { ChangesPage, Membership } from "./store/chat-store";
 
 export interface SyncBudget {
@@ -28,16 +28,8 @@ export interface SyncSources {
 	receipts(conversationIds: string[]): Promise<ReceiptUpdate[]>;
 }
 
-export interface SyncPage {
-	messages: Message[];
-	receipts: ReceiptUpdate[];
-	conversations: ConversationSummary[];
-	more: boolean;
-	/** Edited or deleted messages the device already holds, as they stand now (when it sent change cursors). */
-	changes?: Message[];
-	/** Per conversation whose changes this page covered: the change number to set the device's change cursor to. */
-	changesUpTo?: Record<string, number>;
-}
+/** The answer of messages.sync, as the contract defines it. */
+export type SyncPage = ResultOf<"messages.sync">;
 
 /**
  * `changeCursors` ({conversationId: last change applied}) asks for the edits and deletes of
