@@ -197,12 +197,6 @@ async function runDdl(client: Client, ddl: string): Promise<void> {
 	}
 }
 
-/** The DDL of every version, in order (for a new keyspace). */
-export function schemaStatements(keyspace: string, replication: Replication): string[] {
-	const ks = checkKeyspaceName(keyspace);
-	return [...bootstrapStatements(ks, replication), ...MIGRATIONS.flatMap((m) => m(ks))];
-}
-
 export class SchemaVersionError extends Error {
 	override readonly name = "SchemaVersionError";
 }
